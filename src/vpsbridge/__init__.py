@@ -1,0 +1,3 @@
+"""vpsbridge: VPS hosting automation behind a thin WHMCS bridge."""
+
+__version__ = "0.1.0"
