@@ -115,9 +115,7 @@ class Settings(BaseSettings):
             return None
         allowed = ("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql://", "postgres://")
         if not value.startswith(allowed):
-            raise ValueError(
-                "must start with sqlite+aiosqlite://, postgresql+asyncpg:// or postgresql://"
-            )
+            raise ValueError("must start with sqlite+aiosqlite://, postgresql+asyncpg:// or postgresql://")
         if value.startswith(("postgresql://", "postgres://")):
             value = "postgresql+asyncpg://" + value.split("://", 1)[1]
         return value

@@ -29,4 +29,5 @@ __all__ = [
     "UTCDateTime",
     "UpstreamRequest",
     "WebSession",
+    "utcnow",
 ]

@@ -47,7 +47,9 @@ class IpPool(Timestamped, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    platform_id: Mapped[int | None] = mapped_column(ForeignKey("platforms.id", ondelete="SET NULL"), index=True)
+    platform_id: Mapped[int | None] = mapped_column(
+        ForeignKey("platforms.id", ondelete="SET NULL"), index=True
+    )
     #: Node or group name the pool serves (null = the whole platform).
     scope: Mapped[str | None] = mapped_column(String(100))
     family: Mapped[int] = mapped_column(default=4)
