@@ -1,0 +1,64 @@
+"""Bringing a database schema up to date, without an ``alembic.ini`` on disk.
+
+The Alembic scripts live inside the package (``vpsbridge/store/migrations``), and the Alembic
+``Config`` is built in code, so ``vpsbridge migrate`` works the same from a git checkout and from an
+installed wheel. Migrations run on the same kind of engine the application uses, in one transaction
+(PostgreSQL rolls a failed migration back entirely; SQLite takes its write lock up front).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from vpsbridge.store.db import Database
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(database_url: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if database_url:
+        cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str | None:
+    """The newest revision this version of vpsbridge ships."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def upgrade(database_url: str, revision: str = "head") -> None:
+    """Apply every pending migration; a database already at ``revision`` is left untouched."""
+    cfg = alembic_config(database_url)
+
+    def run(connection: Connection) -> None:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+
+    db = Database(database_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(run)
+    finally:
+        await db.dispose()
+
+
+async def current_revision(database_url: str) -> str | None:
+    """The revision the database is at (None for a database never migrated)."""
+
+    def read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    db = Database(database_url)
+    try:
+        async with db.engine.connect() as conn:
+            return await conn.run_sync(read)
+    finally:
+        await db.dispose()
