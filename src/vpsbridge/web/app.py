@@ -1,0 +1,145 @@
+"""The FastAPI application factory.
+
+``create_app`` builds one app per process (``vpsbridge serve``, ``demo``, tests). Everything with a
+life time - the :class:`AppContext` (database, cache, secrets), the schema migration and, in the
+all-in-one mode, the embedded job worker - is created in the lifespan, so importing this module has no
+side effect and a test can build as many apps as it likes, each around its own database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import socket
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from vpsbridge import __version__
+from vpsbridge.config import Settings, load_settings
+from vpsbridge.logs import get_logger
+from vpsbridge.services.context import AppContext
+from vpsbridge.web import docs, health, metrics
+from vpsbridge.web.api import api_router
+from vpsbridge.web.errors import install_error_handlers
+from vpsbridge.web.middleware import RequestContextMiddleware
+
+log = get_logger(__name__)
+
+API_DESCRIPTION = """\
+Operator API of vpsbridge. Authenticate with an API token: `Authorization: Bearer vpsb_...`
+(create one with `vpsbridge token create`). Scopes: **read** for GET, **write** for changes,
+**admin** for tokens. Every call is recorded in the audit log. Errors share one envelope:
+`{"error": {"code", "message", "details", "request_id"}}`.
+"""
+
+
+async def run_migrations(database_url: str) -> None:
+    """Bring the schema up to date (``vpsbridge.store.migrate.upgrade``), off the event loop if sync."""
+    from vpsbridge.store import migrate
+
+    result: Any
+    if inspect.iscoroutinefunction(migrate.upgrade):
+        result = await migrate.upgrade(database_url)
+    else:
+        result = await asyncio.to_thread(migrate.upgrade, database_url)
+    del result
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:web"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    context: AppContext | None = None,
+    with_worker: bool = False,
+    migrate: bool | None = None,
+) -> FastAPI:
+    """Build the web application.
+
+    ``context``: use this context instead of building one (it is then neither migrated by default nor
+    closed on shutdown - its owner does that). ``migrate``: upgrade the schema on start; defaults to
+    True when the app builds its own context. ``with_worker``: run the job engine's worker inside this
+    process (the embedded, all-in-one mode).
+    """
+    if context is not None:
+        settings = context.settings
+    elif settings is None:
+        settings = load_settings()
+    resolved: Settings = settings
+    should_migrate = (context is None) if migrate is None else migrate
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if should_migrate:
+            db_url = context.db.url if context is not None else resolved.effective_database_url
+            await run_migrations(db_url)
+        ctx = context if context is not None else await AppContext.create(resolved)
+        app.state.ctx = ctx
+        worker_task: asyncio.Task[Any] | None = None
+        worker: Any = None
+        try:
+            if with_worker:
+                worker, worker_task = await _start_worker(ctx)
+            log.info("web_started", mode=resolved.mode, with_worker=with_worker, version=__version__)
+            yield
+        finally:
+            if worker_task is not None:
+                await _stop_worker(worker, worker_task)
+            if context is None:
+                await ctx.close()
+
+    app = FastAPI(
+        title="vpsbridge",
+        version=__version__,
+        description=API_DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.settings = resolved
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(docs.router)
+    app.include_router(api_router, prefix="/api/v1")
+    app.mount(docs.STATIC_URL, StaticFiles(directory=docs.STATIC_DIR), name="static")
+    return app
+
+
+async def _start_worker(ctx: AppContext) -> tuple[Any, asyncio.Task[Any]]:
+    from vpsbridge.jobs.worker import Worker
+
+    worker = Worker(ctx, ctx.settings.worker_concurrency, default_worker_id())
+    task = asyncio.create_task(worker.run(), name="vpsbridge-embedded-worker")
+    return worker, task
+
+
+async def _stop_worker(worker: Any, task: asyncio.Task[Any]) -> None:
+    stop = getattr(worker, "stop", None)
+    if stop is not None:
+        result = stop()
+        if inspect.isawaitable(result):
+            await result
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=ctx_grace(worker))
+    except TimeoutError:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def ctx_grace(worker: Any) -> float:
+    """Seconds a stopping worker gets to finish its current steps before it is cancelled."""
+    ctx = getattr(worker, "ctx", None)
+    settings = getattr(ctx, "settings", None)
+    return float(settings.scaled(10.0)) if settings is not None else 10.0
