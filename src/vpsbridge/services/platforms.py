@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpsbridge.services.audit import Actor, record
-from vpsbridge.services.errors import Conflict, Invalid
+from vpsbridge.services.errors import Conflict, Invalid, UpstreamError
 from vpsbridge.services.inputs import changes, parse_input
 from vpsbridge.services.lookup import Ref, check_name, find_by_ref
 from vpsbridge.services.schemas import PlatformCreate, PlatformOut, PlatformUpdate
@@ -162,19 +162,32 @@ async def platform_credentials(ctx: AppContext, ref: Ref) -> dict[str, Any]:
 
 
 async def test_platform(ctx: AppContext, ref: Ref) -> ConnectionReport:
-    """Ask the platform whether our URL and credentials work, through its real driver."""
+    """Ask the platform whether our URL and credentials work, through its real driver.
+
+    The driver's report says what works and what is missing (e.g. each missing API scope); an
+    upstream that cannot be reached at all becomes an :class:`UpstreamError` whose message names it.
+    """
+    from vpsbridge.http.errors import UpstreamError as HttpUpstreamError
     from vpsbridge.platforms import registry
 
     async with ctx.db.session() as session:
         row = await find_by_ref(session, Platform, ref, label=LABEL)
         credentials = ctx.secrets.decrypt_json(row.credentials_enc) if row.credentials_enc else {}
-        type_, url, verify_tls, ca_bundle = row.type, row.url, row.verify_tls, row.ca_bundle
+        name, type_, url = row.name, row.type, row.url
+        verify_tls, ca_bundle = row.verify_tls, row.ca_bundle
     _check_type(type_)
     driver = registry.create_driver(
-        type_, url=url, credentials=credentials, verify_tls=verify_tls, ca_bundle=ca_bundle, recorder=None
+        type_,
+        url=url,
+        credentials=credentials,
+        verify_tls=verify_tls,
+        ca_bundle=ca_bundle,
+        recorder=ctx.extras.get("upstream_recorder"),
     )
     try:
         return await driver.test_connection()
+    except HttpUpstreamError as exc:
+        raise UpstreamError(f"platform {name!r} ({url}): {exc}") from exc
     finally:
         close = getattr(driver, "aclose", None)
         if close is not None:
