@@ -37,7 +37,9 @@ request_id_var: ContextVar[str | None] = ContextVar("vpsbridge_request_id", defa
 _SECRET_WORDS = frozenset(
     {"password", "passwd", "secret", "token", "authorization", "key", "credentials", "cookie", "apikey"}
 )
-_SECRET_KEY_EXCEPTIONS = frozenset({"token_id", "request_id", "idempotency_key", "dedupe_key", "resource_key"})
+_SECRET_KEY_EXCEPTIONS = frozenset(
+    {"token_id", "request_id", "idempotency_key", "dedupe_key", "resource_key"}
+)
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 # Shorter values are too likely to occur by chance in unrelated text.
 _MIN_SECRET_LEN = 6

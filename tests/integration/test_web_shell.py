@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import io
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 
 from vpsbridge.config import Settings, load_settings
@@ -25,17 +27,18 @@ from vpsbridge.web.app import create_app
 
 def make_settings(tmp_path: Path, db_url: str | None = None, **overrides: Any) -> Settings:
     url = db_url or f"sqlite+aiosqlite:///{tmp_path / 'web.db'}"
-    return load_settings(data_dir=tmp_path, database_url=url, **overrides)
+    keys = [Fernet.generate_key().decode()]
+    return load_settings(data_dir=tmp_path, database_url=url, encryption_keys=keys, **overrides)
 
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: Settings, *, db: Database | None = None, setup: Any = None
+    settings: Settings, *, db: Database | None = None, setup: Any = None, migrate: bool = False
 ) -> AsyncIterator[tuple[FastAPI, httpx2.AsyncClient]]:
-    """The app with its lifespan running, and a client talking to it in-process."""
+    """The app with its lifespan running (migrating the schema if asked), and an in-process client."""
     ctx = await AppContext.create(settings, db=db)
     try:
-        app = create_app(context=ctx)
+        app = create_app(context=ctx, migrate=migrate)
         if setup is not None:
             setup(app)
         async with app.router.lifespan_context(app):
@@ -62,8 +65,10 @@ def assert_envelope(body: dict[str, Any], code: str) -> dict[str, Any]:
     error = body["error"]
     assert set(error) == {"code", "message", "details", "request_id"}, error
     assert error["code"] == code, error
-    assert isinstance(error["message"], str) and error["message"]
-    assert isinstance(error["request_id"], str) and error["request_id"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    assert isinstance(error["request_id"], str)
+    assert error["request_id"]
     return error
 
 
@@ -144,7 +149,7 @@ async def test_metrics_content_on_both_backends(db_url: str, tmp_path: Path) -> 
 
 async def test_metrics_token_is_enforced(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, metrics_token="scrape-me-please")
-    async with running(settings) as (_app, client):
+    async with running(settings, migrate=True) as (_app, client):
         missing = await client.get("/metrics")
         wrong = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me-pleasX"})
         basic = await client.get("/metrics", headers={"Authorization": "Basic scrape-me-please"})
@@ -162,7 +167,8 @@ async def test_metrics_token_is_enforced(tmp_path: Path) -> None:
 
 
 def _local_only(html: str) -> None:
-    assert "http://" not in html and "https://" not in html and "//cdn" not in html, html
+    for external in ("http://", "https://", "//cdn"):
+        assert external not in html, html
 
 
 async def test_docs_are_served_from_local_files(
@@ -187,7 +193,8 @@ async def test_docs_are_served_from_local_files(
     nonce = csp.split("'nonce-", 1)[1].split("'", 1)[0]
     assert f'<script nonce="{nonce}">' in html
     assert "unsafe-inline" not in csp.split("script-src", 1)[1].split(";", 1)[0]
-    assert "cdn" not in csp and "http" not in csp
+    assert "cdn" not in csp
+    assert "http" not in csp
     favicon = await client.get("/static/favicon.svg")
     assert favicon.status_code == 200
     schema = await client.get("/openapi.json")
@@ -200,7 +207,9 @@ async def test_docs_are_served_from_local_files(
 async def test_docs_assets_are_fetchable_when_built(sqlite_app: tuple[FastAPI, httpx2.AsyncClient]) -> None:
     from conftest import require
 
-    require(not docs.missing_assets(), "front-end assets are not built (cd frontend && npm ci && npm run build)")
+    require(
+        not docs.missing_assets(), "front-end assets are not built (cd frontend && npm ci && npm run build)"
+    )
     _app, client = sqlite_app
     for name in docs.SWAGGER_FILES:
         asset = await client.get(f"/static/vendor/swagger-ui/{name}")
@@ -234,20 +243,24 @@ async def test_unexpected_exception_is_a_plain_500_logged_with_traceback(tmp_pat
     settings = make_settings(tmp_path)
     stream = io.StringIO()
     configure_logging(settings, stream=stream)
-    async with running(settings, setup=_add_failing_route) as (_app, client):
+    async with running(settings, setup=_add_failing_route, migrate=True) as (_app, client):
         response = await client.get("/boom", headers={"X-Request-ID": "trace-500"})
     assert response.status_code == 500
     error = assert_envelope(response.json(), "internal_error")
     assert error["request_id"] == "trace-500"
-    assert "hunter2" not in response.text and "RuntimeError" not in response.text
+    assert "hunter2" not in response.text
+    assert "RuntimeError" not in response.text
     assert response.headers["x-request-id"] == "trace-500"
     assert response.headers["x-content-type-options"] == "nosniff"
     lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
     crash = [line for line in lines if line.get("event") == "unhandled_error"]
-    assert crash and crash[0]["request_id"] == "trace-500"
+    assert crash
+    assert crash[0]["request_id"] == "trace-500"
     assert "RuntimeError" in crash[0]["exception"]
     access = [line for line in lines if line.get("event") == "request" and line.get("path") == "/boom"]
-    assert access and access[0]["status"] == 500 and access[0]["request_id"] == "trace-500"
+    assert access
+    assert access[0]["status"] == 500
+    assert access[0]["request_id"] == "trace-500"
 
 
 async def test_http_errors_share_the_envelope(sqlite_app: tuple[FastAPI, httpx2.AsyncClient]) -> None:
@@ -268,7 +281,9 @@ async def test_request_id_round_trip_and_security_headers(
     assert kept.headers["x-request-id"] == "abc-123.lb:7"
     hostile = await client.get("/healthz", headers={"X-Request-ID": "evil id\twith spaces" + "x" * 200})
     generated = hostile.headers["x-request-id"]
-    assert generated != "" and " " not in generated and len(generated) <= 128
+    assert generated != ""
+    assert " " not in generated
+    assert len(generated) <= 128
     fresh = await client.get("/healthz")
     assert fresh.headers["x-request-id"] != generated  # a new id per request
     for response in (kept, fresh):
@@ -277,3 +292,34 @@ async def test_request_id_round_trip_and_security_headers(
         assert "default-src 'none'" in response.headers["content-security-policy"]
     error = await client.get("/nope", headers={"X-Request-ID": "rid-404"})
     assert error.json()["error"]["request_id"] == "rid-404"
+
+
+# --- lifespan: own context, migrations, embedded worker ---------------------------------------------
+
+
+async def test_lifespan_migrates_and_runs_the_embedded_worker(tmp_path: Path) -> None:
+    from vpsbridge.jobs import queue
+    from vpsbridge.workflows.base import Done, Step, StepContext, Workflow, register_workflow
+
+    async def greet(step: StepContext) -> Done:
+        await step.log(f"hello {step.payload['who']}")
+        return Done()
+
+    register_workflow(Workflow(name="web-shell-greet", steps=(Step("greet", greet),)))
+    settings = make_settings(tmp_path, worker_poll_seconds=0.05, time_scale=0.01)
+    app = create_app(settings, with_worker=True)  # builds, migrates and later closes its own context
+    async with app.router.lifespan_context(app):
+        ctx: AppContext = app.state.ctx
+        job_id = await queue.enqueue(ctx, "web-shell-greet", {"who": "operator"})
+        for _ in range(200):
+            job = await queue.get_job(ctx, job_id)
+            assert job is not None
+            if job.status == "succeeded":
+                break
+            await asyncio.sleep(0.05)
+        assert job.status == "succeeded", (job.status, job.last_error)
+        lines = await queue.job_log(ctx, job_id)
+        assert any("hello operator" in line.message for line in lines)
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            assert (await client.get("/readyz")).status_code == 200

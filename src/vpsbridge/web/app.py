@@ -8,13 +8,12 @@ side effect and a test can build as many apps as it likes, each around its own d
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
-import socket
 import os
+import socket
+import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -28,6 +27,9 @@ from vpsbridge.web.api import api_router
 from vpsbridge.web.errors import install_error_handlers
 from vpsbridge.web.middleware import RequestContextMiddleware
 
+if TYPE_CHECKING:
+    from vpsbridge.jobs.worker import Worker
+
 log = get_logger(__name__)
 
 API_DESCRIPTION = """\
@@ -39,19 +41,15 @@ Operator API of vpsbridge. Authenticate with an API token: `Authorization: Beare
 
 
 async def run_migrations(database_url: str) -> None:
-    """Bring the schema up to date (``vpsbridge.store.migrate.upgrade``), off the event loop if sync."""
+    """Bring the schema up to date before the first request can touch it."""
     from vpsbridge.store import migrate
 
-    result: Any
-    if inspect.iscoroutinefunction(migrate.upgrade):
-        result = await migrate.upgrade(database_url)
-    else:
-        result = await asyncio.to_thread(migrate.upgrade, database_url)
-    del result
+    await migrate.upgrade(database_url)
 
 
 def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:web"
+    """Names the embedded worker in leases and logs: host, process, and that it runs inside web."""
+    return f"{socket.gethostname()}:{os.getpid()}:web-{uuid.uuid4().hex[:6]}"
 
 
 def create_app(
@@ -82,16 +80,16 @@ def create_app(
             await run_migrations(db_url)
         ctx = context if context is not None else await AppContext.create(resolved)
         app.state.ctx = ctx
-        worker_task: asyncio.Task[Any] | None = None
-        worker: Any = None
+        worker: Worker | None = None
         try:
             if with_worker:
-                worker, worker_task = await _start_worker(ctx)
+                worker = await _start_worker(ctx)
             log.info("web_started", mode=resolved.mode, with_worker=with_worker, version=__version__)
             yield
         finally:
-            if worker_task is not None:
-                await _stop_worker(worker, worker_task)
+            if worker is not None:
+                # Graceful: running jobs are handed back at their next step boundary.
+                await worker.stop()
             if context is None:
                 await ctx.close()
 
@@ -116,30 +114,10 @@ def create_app(
     return app
 
 
-async def _start_worker(ctx: AppContext) -> tuple[Any, asyncio.Task[Any]]:
+async def _start_worker(ctx: AppContext) -> Worker:
+    """The job engine's worker as a background task of this event loop (the embedded mode)."""
     from vpsbridge.jobs.worker import Worker
 
     worker = Worker(ctx, ctx.settings.worker_concurrency, default_worker_id())
-    task = asyncio.create_task(worker.run(), name="vpsbridge-embedded-worker")
-    return worker, task
-
-
-async def _stop_worker(worker: Any, task: asyncio.Task[Any]) -> None:
-    stop = getattr(worker, "stop", None)
-    if stop is not None:
-        result = stop()
-        if inspect.isawaitable(result):
-            await result
-    try:
-        await asyncio.wait_for(asyncio.shield(task), timeout=ctx_grace(worker))
-    except TimeoutError:
-        task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-def ctx_grace(worker: Any) -> float:
-    """Seconds a stopping worker gets to finish its current steps before it is cancelled."""
-    ctx = getattr(worker, "ctx", None)
-    settings = getattr(ctx, "settings", None)
-    return float(settings.scaled(10.0)) if settings is not None else 10.0
+    worker.start()
+    return worker

@@ -39,8 +39,10 @@ def docs_csp(nonce: str) -> str:
     )
 
 
-def missing_assets(directory: Path = SWAGGER_DIR) -> list[str]:
-    return [name for name in SWAGGER_FILES if not (directory / name).is_file()]
+def missing_assets(directory: Path | None = None) -> list[str]:
+    """Names of the Swagger UI files not present (looked up at call time: the build can run later)."""
+    where = directory if directory is not None else SWAGGER_DIR
+    return [name for name in SWAGGER_FILES if not (where / name).is_file()]
 
 
 @router.get("/docs")

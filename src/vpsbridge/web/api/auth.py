@@ -70,9 +70,7 @@ async def _audit(request: Request, status: int) -> None:
     ctx = getattr(request.app.state, "ctx", None)
     if ctx is None:
         return
-    actor = Actor(
-        type="token", id=str(principal.token_id) if principal else None, ip=client_ip(request)
-    )
+    actor = Actor(type="token", id=str(principal.token_id) if principal else None, ip=client_ip(request))
     details: dict[str, Any] = {
         "method": request.method,
         "path": request.url.path,

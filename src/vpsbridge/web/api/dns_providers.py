@@ -36,9 +36,7 @@ async def get_dns_provider(ctx: Ctx, ref: str) -> DnsProviderOut:
 
 
 @router.patch("/{ref}", summary="Change a DNS provider (only the fields sent)")
-async def update_dns_provider(
-    ctx: Ctx, actor: ApiActor, ref: str, body: DnsProviderUpdate
-) -> DnsProviderOut:
+async def update_dns_provider(ctx: Ctx, actor: ApiActor, ref: str, body: DnsProviderUpdate) -> DnsProviderOut:
     return await dns_providers.update_dns_provider(ctx, ref, body, actor)
 
 
