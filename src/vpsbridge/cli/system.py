@@ -48,12 +48,13 @@ def serve(
     ] = False,
 ) -> None:
     """Run the web process: bridge API, /api/v1, portal, admin, /healthz, /readyz, /metrics."""
+    settings = settings_for(ctx, host=host, port=port)  # first: a bad config must not need the app
+
     import uvicorn
 
     from vpsbridge.logs import configure_logging
     from vpsbridge.web.app import create_app
 
-    settings = settings_for(ctx, host=host, port=port)
     configure_logging(settings)
     app = create_app(settings, with_worker=with_worker, migrate=not no_migrate)
     uvicorn.run(
@@ -69,9 +70,8 @@ def serve(
 
 def migrate(ctx: typer.Context) -> None:
     """Upgrade the database schema to the newest revision and print it."""
-    from vpsbridge.store import migrate as store_migrate
-
     settings = settings_for(ctx)
+    from vpsbridge.store import migrate as store_migrate
 
     async def run() -> str | None:
         await store_migrate.upgrade(settings.effective_database_url)
@@ -95,6 +95,7 @@ def demo(
     reset: Annotated[bool, typer.Option("--reset", help="Delete the demo data directory first.")] = False,
 ) -> None:
     """Run web + worker on loopback with sample data and simulators; prints URLs and a login."""
+    settings_for(ctx)  # report a broken configuration before creating any demo file
     from vpsbridge.cli.demo import run_demo
 
     run_demo(ctx, port=port, data_dir=data_dir, reset=reset)
