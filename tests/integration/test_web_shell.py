@@ -200,6 +200,7 @@ async def test_docs_are_served_from_local_files(
     schema = await client.get("/openapi.json")
     assert schema.status_code == 200
     assert "/api/v1/platforms" in schema.json()["paths"]
+    assert schema.json()["components"]["securitySchemes"]["ApiToken"]["scheme"] == "bearer"
     # FastAPI's CDN-backed pages are switched off.
     assert (await client.get("/redoc")).status_code == 404
 
@@ -323,3 +324,15 @@ async def test_lifespan_migrates_and_runs_the_embedded_worker(tmp_path: Path) ->
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
             assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_readyz_names_the_unreachable_cache(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, redis_url="redis://127.0.0.1:9/0")
+    db = Database(settings.effective_database_url)
+    async with running(settings, db=db) as (_app, client):
+        ready = await client.get("/readyz")
+    assert ready.status_code == 503, ready.text
+    error = assert_envelope(ready.json(), "not_ready")
+    assert error["message"] == "Not ready: cache unavailable"
+    assert error["details"]["checks"]["database"]["ok"] is True
+    assert error["details"]["checks"]["cache"]["ok"] is False

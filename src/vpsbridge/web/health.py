@@ -37,7 +37,7 @@ async def healthz() -> dict[str, str]:
 async def _timed(check: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(check(), CHECK_TIMEOUT)
+        answer = await asyncio.wait_for(check(), CHECK_TIMEOUT)
     except TimeoutError:
         return {"ok": False, "error": f"no answer within {CHECK_TIMEOUT:g}s"}
     except Exception as exc:
@@ -45,6 +45,8 @@ async def _timed(check: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
         # the message can carry a DSN, so it goes to the log (redacted) and not to the probe body.
         log.warning("readiness_check_failed", error_type=type(exc).__name__, error=str(exc))
         return {"ok": False, "error": type(exc).__name__}
+    if answer is False:  # Cache.ping() reports failure by value, never by raising
+        return {"ok": False, "error": "no answer"}
     return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
@@ -55,6 +57,7 @@ async def _timed(check: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
 )
 async def readyz(ctx: Ctx) -> JSONResponse:
     database, cache = await asyncio.gather(_timed(ctx.db.ping), _timed(ctx.cache.ping))
+    cache.update(ctx.cache.describe())
     checks = {"database": database, "cache": cache}
     failed = [name for name, result in checks.items() if not result["ok"]]
     if failed:

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vpsbridge.logs import get_logger
@@ -87,14 +88,9 @@ async def _audit(request: Request, status: int) -> None:
         log.exception("api_audit_failed", **details)
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
+#: Declares the bearer scheme in the OpenAPI document (the "Authorize" button of /docs); errors are
+#: ours, so it never raises by itself.
+bearer_scheme = HTTPBearer(auto_error=False, bearerFormat="vpsb_<prefix>_<secret>", scheme_name="ApiToken")
 
 
 class Authorize:
@@ -106,9 +102,14 @@ class Authorize:
     def __init__(self, scope: Scope | None = None) -> None:
         self.scope = scope
 
-    async def __call__(self, request: Request, ctx: Ctx) -> TokenPrincipal:
-        plaintext = _bearer(request)
-        if plaintext is None:
+    async def __call__(
+        self,
+        request: Request,
+        ctx: Ctx,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    ) -> TokenPrincipal:
+        plaintext = credentials.credentials.strip() if credentials is not None else ""
+        if not plaintext:
             raise APIError(
                 401,
                 "An API token is required: send Authorization: Bearer <token>.",
