@@ -1,0 +1,1 @@
+"""Test workflows, a worker subprocess runner and fixtures for the job-engine tests."""
