@@ -1,0 +1,1 @@
+"""Running a real PowerDNS Authoritative server for the DNS integration tests and benchmarks."""
