@@ -191,3 +191,12 @@ def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
     """A structlog logger; ``name`` is shown as ``logger`` in each line."""
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
     return logger
+
+
+def reset_logging() -> None:
+    """Undo :func:`configure_logging` (tests that configure logging restore the defaults with this)."""
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if existing.get_name() == "vpsbridge":
+            root.removeHandler(existing)
+    structlog.reset_defaults()

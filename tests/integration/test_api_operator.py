@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy import select
 
 from vpsbridge.config import load_settings
 from vpsbridge.jobs import queue
+from vpsbridge.logs import configure_logging, reset_logging
 from vpsbridge.services import tokens
 from vpsbridge.services.audit import Actor
 from vpsbridge.services.context import AppContext
@@ -51,6 +53,8 @@ class Api:
 async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     keys = [Fernet.generate_key().decode()]
     settings = load_settings(data_dir=tmp_path, database_url=db_url, encryption_keys=keys)
+    # Logs as in production (JSON lines), kept in memory, instead of structlog's slow dev tracebacks.
+    configure_logging(settings, stream=io.StringIO())
     ctx = await AppContext.create(settings, db=Database(db_url))
     try:
         app = create_app(context=ctx)
@@ -64,6 +68,7 @@ async def api(db_url: str, tmp_path: Path) -> AsyncIterator[Api]:
                 yield Api(client, ctx, plain["read"], plain["write"], plain["admin"])
     finally:
         await ctx.close()
+        reset_logging()
 
 
 def envelope(response: httpx2.Response, status: int, code: str) -> dict[str, Any]:
@@ -334,3 +339,21 @@ async def test_jobs_list_show_log_cancel_reset(api: Api) -> None:
         422,
         "validation_error",
     )
+
+
+async def test_a_crash_inside_the_api_is_a_bare_500_and_still_audited(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vpsbridge.services import products
+
+    async def broken(_ctx: AppContext) -> list[Any]:
+        raise RuntimeError(f"connection string with {SECRET}")
+
+    monkeypatch.setattr(products, "list_products", broken)
+    response = await api.call("GET", "/products", api.read)
+    error = envelope(response, 500, "internal_error")
+    assert SECRET not in response.text
+    assert "RuntimeError" not in error["message"]
+    last = (await api.audit_rows())[-1]
+    assert last.details["status"] == 500
+    assert last.details["path"] == "/api/v1/products"

@@ -5,11 +5,27 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from vpsbridge.config import load_settings
-from vpsbridge.logs import REDACTED, bound_request_id, configure_logging, get_logger, is_secret_key
+from vpsbridge.logs import (
+    REDACTED,
+    bound_request_id,
+    configure_logging,
+    get_logger,
+    is_secret_key,
+    reset_logging,
+)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    yield
+    reset_logging()
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:

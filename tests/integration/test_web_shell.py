@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 
 from vpsbridge.config import Settings, load_settings
-from vpsbridge.logs import configure_logging
+from vpsbridge.logs import configure_logging, reset_logging
 from vpsbridge.services.context import AppContext
 from vpsbridge.store.db import Database
 from vpsbridge.store.models import Base, Job
@@ -244,8 +244,11 @@ async def test_unexpected_exception_is_a_plain_500_logged_with_traceback(tmp_pat
     settings = make_settings(tmp_path)
     stream = io.StringIO()
     configure_logging(settings, stream=stream)
-    async with running(settings, setup=_add_failing_route, migrate=True) as (_app, client):
-        response = await client.get("/boom", headers={"X-Request-ID": "trace-500"})
+    try:
+        async with running(settings, setup=_add_failing_route, migrate=True) as (_app, client):
+            response = await client.get("/boom", headers={"X-Request-ID": "trace-500"})
+    finally:
+        reset_logging()
     assert response.status_code == 500
     error = assert_envelope(response.json(), "internal_error")
     assert error["request_id"] == "trace-500"
