@@ -15,7 +15,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -28,7 +28,7 @@ from vpsbridge.services import admins, dns_providers, keys, platforms, pools, pr
 from vpsbridge.services.audit import Actor
 from vpsbridge.services.context import AppContext
 from vpsbridge.services.errors import ServiceError
-from vpsbridge.services.schemas import SCOPES, Scope
+from vpsbridge.services.schemas import SCOPES
 from vpsbridge.store.secrets import (
     SecretDecryptError,
     generate_key,
@@ -516,9 +516,8 @@ def token_create(
     if scope not in SCOPES:
         raise _fail(f"--scope must be one of {', '.join(SCOPES)}")
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_days) if expires_days else None
-    scope_value = cast(Scope, scope)
     info, plaintext = _with_context(
-        ctx, lambda c: tokens.create_token(c, name, scope_value, _actor(), expires_at=expires)
+        ctx, lambda c: tokens.create_token(c, name, scope, _actor(), expires_at=expires)
     )
     if as_json:
         _print_json({"token": plaintext, **info.model_dump(mode="json")})
