@@ -95,6 +95,9 @@ async def test_readyz_names_the_unreachable_database(tmp_path: Path) -> None:
         health = await client.get("/healthz")
         assert health.status_code == 200  # liveness does no I/O
         ready = await client.get("/readyz")
+        scrape = await client.get("/metrics")
+    assert scrape.status_code == 200  # process metrics survive a database outage
+    assert _sample(scrape.text, "vpsbridge_queue_metrics_up") == 0
     assert ready.status_code == 503
     error = assert_envelope(ready.json(), "not_ready")
     assert "database" in error["message"]
@@ -140,6 +143,7 @@ async def test_metrics_content_on_both_backends(db_url: str, tmp_path: Path) -> 
     assert _sample(text, 'vpsbridge_jobs{status="queued"}') == 3
     assert _sample(text, 'vpsbridge_jobs{status="failed"}') == 1
     assert _sample(text, 'vpsbridge_jobs{status="running"}') == 0
+    assert _sample(text, "vpsbridge_queue_metrics_up") == 1
     assert _sample(text, "vpsbridge_job_backlog") == 2  # the job due in an hour is not backlog
     age = _sample(text, "vpsbridge_job_oldest_queued_age_seconds")
     assert 115 <= age < 600

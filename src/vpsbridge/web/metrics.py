@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_lates
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 
+from vpsbridge.logs import get_logger
 from vpsbridge.services.context import AppContext
 from vpsbridge.store.models import Job
 from vpsbridge.store.models.base import utcnow
@@ -25,7 +26,11 @@ from vpsbridge.store.models.jobs import JOB_STATUSES
 from vpsbridge.web.deps import Ctx
 from vpsbridge.web.errors import APIError
 
+log = get_logger(__name__)
+
 router = APIRouter(tags=["health"])
+
+_UP_HELP = "1 when the queue gauges below could be read from the database on this scrape."
 
 
 def token_matches(expected: str, authorization: str | None) -> bool:
@@ -77,5 +82,15 @@ async def metrics(ctx: Ctx, authorization: Annotated[str | None, Header()] = Non
             "A valid metrics token is required (Authorization: Bearer <VPSBRIDGE_METRICS_TOKEN>).",
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
         )
-    body = generate_latest(REGISTRY) + generate_latest(await queue_registry(ctx))
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    body = generate_latest(REGISTRY)
+    try:
+        queue_metrics = await queue_registry(ctx)
+    except Exception as exc:
+        # Process metrics are still worth scraping while the database is down; the gauge says why
+        # the queue figures are missing instead of the whole scrape failing.
+        log.warning("metrics_queue_unavailable", error_type=type(exc).__name__, error=str(exc))
+        queue_metrics = CollectorRegistry(auto_describe=True)
+        Gauge("vpsbridge_queue_metrics_up", _UP_HELP, registry=queue_metrics).set(0)
+    else:
+        Gauge("vpsbridge_queue_metrics_up", _UP_HELP, registry=queue_metrics).set(1)
+    return Response(body + generate_latest(queue_metrics), media_type=CONTENT_TYPE_LATEST)
