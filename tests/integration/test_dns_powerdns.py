@@ -10,7 +10,7 @@ import dns.rdatatype
 import dns.resolver
 import dns.reversename
 import pytest
-from pdns_support.fixtures import create_zone, pdns, pdns_records, pdns_session, powerdns  # noqa: F401
+from pdns_support.admin import create_zone
 from pdns_support.launcher import PdnsServer
 
 from vpsbridge.core.ipam import find_zone
@@ -18,6 +18,8 @@ from vpsbridge.dns.errors import DnsUnavailable, DnsUnsupported, DnsZoneNotFound
 from vpsbridge.dns.powerdns import PowerDnsProvider, zone_id
 from vpsbridge.dns.records import Change
 from vpsbridge.http import UpstreamRecord
+
+pytest_plugins = ["pdns_support.fixtures"]
 
 PARENT = "2.0.192.in-addr.arpa."
 CIDR = "0/26.2.0.192.in-addr.arpa."
@@ -110,7 +112,9 @@ async def test_ptrs_written_read_back_resolved_and_notified(
 
     assert set(results) == {CIDR, BLOCK, DASH, PARENT, IP6}
     for result in results.values():
-        assert result.ok and result.changed and result.notified is True  # type: ignore[attr-defined]
+        assert result.ok
+        assert result.changed
+        assert result.notified is True
     assert len(patches(pdns_records)) == 5  # one PATCH per zone
 
     # Read back through the API, in the zone find_zone chose.
@@ -155,7 +159,8 @@ async def test_second_identical_sync_changes_nothing(
     results = await sync(powerdns, HOSTS)
 
     for result in results.values():
-        assert not result.changed and result.notified is None  # type: ignore[attr-defined]
+        assert not result.changed
+        assert result.notified is None
         assert len(result.unchanged) == 1  # type: ignore[attr-defined]
     assert patches(pdns_records) == []
     assert not any(r.url.endswith("/notify") for r in pdns_records)
@@ -186,7 +191,8 @@ async def test_delete_and_repeat_delete(pdns: PdnsServer, powerdns: PowerDnsProv
     with pytest.raises(dns.resolver.NXDOMAIN):
         resolver_for(pdns).resolve(owner, "PTR")
     repeat = await powerdns.apply(IP6, [Change.delete(owner, "PTR")])
-    assert not repeat.changed and repeat.unchanged
+    assert not repeat.changed
+    assert repeat.unchanged
 
 
 async def test_one_refused_record_does_not_sink_the_batch(
@@ -217,7 +223,8 @@ async def test_forward_records(pdns: PdnsServer, powerdns: PowerDnsProvider) -> 
             Change.replace("vps1.example.com.", "AAAA", "2001:0db8:0000::0001:0002", ttl=300),
         ],
     )
-    assert result.ok and len(result.applied) == 2
+    assert result.ok
+    assert len(result.applied) == 2
     resolver = resolver_for(pdns)
     assert [r.to_text() for r in resolver.resolve("vps1.example.com.", "AAAA")] == ["2001:db8::1:2"]
     assert [r.to_text() for r in resolver.resolve("vps1.example.com.", "A")] == ["192.0.2.10"]
@@ -228,11 +235,14 @@ async def test_comment_is_kept_with_our_account(pdns: PdnsServer, powerdns: Powe
     owner = f"7.{PARENT}"
     await powerdns.apply(PARENT, [Change.replace(owner, "PTR", "a.example.com.", comment="service 42")])
     rrset = await powerdns.get_rrset(PARENT, owner, "PTR")
-    assert rrset is not None and rrset.comment == "service 42"
+    assert rrset is not None
+    assert rrset.comment == "service 42"
     # A later change without a comment leaves it alone.
     await powerdns.apply(PARENT, [Change.replace(owner, "PTR", "b.example.com.")])
     rrset = await powerdns.get_rrset(PARENT, owner, "PTR")
-    assert rrset is not None and rrset.comment == "service 42" and rrset.records == ("b.example.com.",)
+    assert rrset is not None
+    assert rrset.comment == "service 42"
+    assert rrset.records == ("b.example.com.",)
 
 
 async def test_errors_are_readable(pdns: PdnsServer, powerdns: PowerDnsProvider) -> None:
@@ -250,10 +260,12 @@ async def test_connection_report(pdns: PdnsServer, powerdns: PowerDnsProvider) -
     create_zone(pdns, CIDR)
     report = await powerdns.test_connection()
     assert report.ok
-    assert report.version is not None and report.version.startswith("4.")
+    assert report.version is not None
+    assert report.version.startswith("4.")
     assert set(report.zones) == {PARENT, CIDR}
     assert len(report.warnings) == 1
-    assert PARENT in report.warnings[0] and "SOA-EDIT-API" in report.warnings[0]
+    assert PARENT in report.warnings[0]
+    assert "SOA-EDIT-API" in report.warnings[0]
 
 
 async def test_wrong_key_and_wrong_server_id(pdns: PdnsServer) -> None:
@@ -263,7 +275,8 @@ async def test_wrong_key_and_wrong_server_id(pdns: PdnsServer) -> None:
     report = await bad_key.test_connection()
     await bad_key.aclose()
     assert not report.ok
-    assert "api-allow-from" in report.message and "nope-nope" not in report.message
+    assert "api-allow-from" in report.message
+    assert "nope-nope" not in report.message
 
     bad_id = PowerDnsProvider.from_config(
         url=pdns.api_url + "/api/v1", credentials={"api_key": pdns.api_key}, settings={"server_id": "ns1"}
@@ -285,6 +298,7 @@ async def test_unreachable_server_is_unknown_not_missing() -> None:
         with pytest.raises(DnsUnavailable):
             await provider.zones()
         report = await provider.test_connection()
-        assert not report.ok and "cannot talk" in report.message
+        assert not report.ok
+        assert "cannot talk" in report.message
     finally:
         await provider.aclose()

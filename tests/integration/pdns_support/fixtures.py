@@ -7,12 +7,11 @@ One server per test session (it starts in ~0.1 s but takes ~1 s to stop); every 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
-import httpx2
 import pytest
 
 from conftest import require, require_binary
+from pdns_support.admin import admin_client
 from pdns_support.launcher import PdnsServer, find_schema, running_pdns
 from vpsbridge.dns.powerdns import PowerDnsProvider
 from vpsbridge.http import UpstreamRecord
@@ -28,44 +27,14 @@ def pdns_session() -> Iterator[PdnsServer]:
         yield server
 
 
-def _admin(server: PdnsServer) -> httpx2.Client:
-    return httpx2.Client(
-        base_url=f"{server.api_url}/api/v1/servers/localhost", headers={"X-API-Key": server.api_key}
-    )
-
-
 @pytest.fixture
 def pdns(pdns_session: PdnsServer) -> PdnsServer:
     """The session's server, emptied of zones (tests create their own)."""
-    with _admin(pdns_session) as admin:
+    with admin_client(pdns_session) as admin:
         for zone in admin.get("/zones").json():
             admin.delete(f"/zones/{zone['id']}").raise_for_status()
     pdns_session.notify.clear()
     return pdns_session
-
-
-def create_zone(
-    server: PdnsServer,
-    name: str,
-    *,
-    kind: str = "Native",
-    soa_edit_api: str = "INCREASE",
-    rrsets: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Create a zone through the API the way an operator would (not through our provider)."""
-    # An empty soa_edit_api really disables it; leaving the key out gives DEFAULT.
-    body: dict[str, Any] = {
-        "name": name,
-        "kind": kind,
-        "nameservers": ["ns1.example.net."],
-        "soa_edit_api": soa_edit_api,
-    }
-    if rrsets:
-        body["rrsets"] = rrsets
-    with _admin(server) as admin:
-        response = admin.post("/zones", json=body)
-        assert response.status_code == 201, response.text
-        return dict(response.json())
 
 
 @pytest.fixture
