@@ -183,6 +183,8 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
         lib_logger.propagate = True
     # The web app writes its own access line with the request id; uvicorn's would be a duplicate.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Alembic announces each of its plugins at INFO on every start; only the migrations matter.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(level, logging.WARNING))
     # SQLAlchemy's engine logger echoes statements and parameters at INFO; keep it quiet by default.
     logging.getLogger("sqlalchemy.engine").setLevel(max(level, logging.WARNING))
 
