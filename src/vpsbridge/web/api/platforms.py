@@ -6,10 +6,9 @@ responses say ``has_credentials`` instead.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Response, status
 
+from vpsbridge.platforms.models import ConnectionReport
 from vpsbridge.services import platforms
 from vpsbridge.services.schemas import PlatformCreate, PlatformOut, PlatformUpdate
 from vpsbridge.web.api.auth import ApiActor, AuditedRoute, Authorize
@@ -47,5 +46,9 @@ async def delete_platform(ctx: Ctx, actor: ApiActor, ref: str) -> Response:
 
 
 @router.post("/{ref}/test", summary="Test the connection and name each missing permission")
-async def test_platform(ctx: Ctx, ref: str) -> Any:
+async def test_platform(ctx: Ctx, ref: str) -> ConnectionReport:
+    """Each check names what was tested and, when credentials lack a permission, which one.
+
+    An unreachable platform is a 502 ``upstream_error`` envelope saying why.
+    """
     return await platforms.test_platform(ctx, ref)
