@@ -162,6 +162,8 @@ async def test_every_call_leaves_one_audit_row(api: Api) -> None:
         kwargs: dict[str, Any] = {"json": {"name": 5}} if method == "POST" else {}
         response = await api.call(method, path, token, **kwargs)
         assert response.status_code == status, (method, path, response.text)
+    # A request with no credential at all is refused but is not a token use: no row.
+    assert (await api.call("GET", "/products", None)).status_code == 401
     rows = (await api.audit_rows())[before:]
     assert len(rows) == len(calls)
     token_ids = {}

@@ -1,10 +1,10 @@
 """Token authentication, scopes and the per-request audit row of the operator API.
 
 Every ``/api/v1`` route is built by :class:`AuditedRoute`, which writes exactly one audit row per
-request once the outcome is known (token id, method, path, status) - also for refused and failed
-requests, because "who tried what" matters most when something was refused. The row is written in its
-own transaction after the work: a service's own audit row for a change commits with the change, this
-one records the use of the token.
+request that presents a credential, once the outcome is known (token id, method, path, status) - also
+for refused and failed requests, because "who tried what" matters most when something was refused.
+The row is written in its own transaction after the work: a service's own audit row for a change
+commits with the change, this one records the use of the token.
 
 Scopes: GET/HEAD need ``read``, every other method ``write``; token management needs ``admin``. A
 missing, unknown, expired or revoked token is a 401 (with ``WWW-Authenticate``); a valid token without
@@ -70,6 +70,10 @@ async def _audit(request: Request, status: int) -> None:
     principal: TokenPrincipal | None = getattr(request.state, _STATE_KEY, None)
     ctx = getattr(request.app.state, "ctx", None)
     if ctx is None:
+        return
+    if principal is None and "authorization" not in request.headers:
+        # No credential at all is not a use of a token; auditing it would let anonymous traffic
+        # write to the database at will. A wrong or revoked token *is* recorded.
         return
     actor = Actor(type="token", id=str(principal.token_id) if principal else None, ip=client_ip(request))
     details: dict[str, Any] = {
