@@ -25,8 +25,9 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -44,6 +45,18 @@ class ClaimedJob:
     resumed: bool
     #: Lease owner before this claim (None for a queued or parked job).
     previous_owner: str | None
+
+
+async def locked_now(session: AsyncSession) -> dt.datetime:
+    """The current time, read once this transaction holds the database's write lock.
+
+    On SQLite ``BEGIN IMMEDIATE`` runs with the first statement and may wait up to the busy timeout
+    for other writers; a lease computed from a clock read before that wait can be born already
+    expired, letting a second worker take a job that is still running.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(text("SELECT 1"))
+    return utcnow()
 
 
 def _claimable(now: dt.datetime) -> ColumnElement[bool]:
@@ -80,6 +93,8 @@ async def claim(db: Database, worker_id: str, lease_seconds: float, limit: int) 
     claimed: list[ClaimedJob] = []
     async with db.session() as session:
         candidates = (await session.execute(query)).all()
+        claimed_at = utcnow()  # read after any lock wait (see locked_now)
+        leased_until = claimed_at + dt.timedelta(seconds=lease_seconds)
         taken_resources: set[str] = set()
         for job_id, resource_key, status, previous_owner, run_at in candidates:
             if len(claimed) >= limit:
@@ -93,9 +108,9 @@ async def claim(db: Database, worker_id: str, lease_seconds: float, limit: int) 
                 .values(
                     status="running",
                     lease_owner=owner,
-                    lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
-                    started_at=Job.started_at if status == "running" else now,
-                    updated_at=now,
+                    lease_expires_at=leased_until,
+                    started_at=Job.started_at if status == "running" else claimed_at,
+                    updated_at=claimed_at,
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -112,7 +127,7 @@ async def claim(db: Database, worker_id: str, lease_seconds: float, limit: int) 
                 ClaimedJob(
                     id=job_id,
                     lease_owner=owner,
-                    claimed_at=now,
+                    claimed_at=claimed_at,
                     run_at=run_at,
                     resumed=status == "running",
                     previous_owner=previous_owner,
@@ -123,8 +138,8 @@ async def claim(db: Database, worker_id: str, lease_seconds: float, limit: int) 
 
 async def heartbeat(db: Database, job_id: int, owner: str, lease_seconds: float) -> bool:
     """Extend the lease; False means the job is no longer ours (stop touching it)."""
-    now = utcnow()
     async with db.session() as session:
+        now = await locked_now(session)
         result = await session.execute(
             update(Job)
             .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
@@ -136,8 +151,8 @@ async def heartbeat(db: Database, job_id: int, owner: str, lease_seconds: float)
 
 async def release(db: Database, job_id: int, owner: str) -> bool:
     """Hand a job back at once (graceful stop): parked with no owner, due now, same step."""
-    now = utcnow()
     async with db.session() as session:
+        now = await locked_now(session)
         result = await session.execute(
             update(Job)
             .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpsbridge.config import DEFAULT_TASK_INTERVALS, Settings
+from vpsbridge.jobs.lease import locked_now
 from vpsbridge.jobs.queue import LogLine, enqueue, write_log
 from vpsbridge.store.models import PeriodicTask, utcnow
 from vpsbridge.workflows.base import Done, Step, StepContext, Workflow, register_workflow
@@ -133,7 +134,7 @@ async def _ensure_row(session: AsyncSession, name: str) -> None:
 async def _take_turn(session: AsyncSession, name: str, interval: float, *, force: bool) -> bool:
     """Advance the schedule if the task is due (or ``force``); True when this caller should run it."""
     await _ensure_row(session, name)
-    now = utcnow()
+    now = await locked_now(session)
     stmt = update(PeriodicTask).where(PeriodicTask.name == name)
     if not force:
         stmt = stmt.where(or_(PeriodicTask.next_run_at.is_(None), PeriodicTask.next_run_at <= now))

@@ -228,11 +228,10 @@ class JobRunner:
             .execution_options(synchronize_session=False)
         )
 
-    async def _apply(
-        self, job: _JobView, step: Step, outcome: Outcome, error: bool, started: dt.datetime, *, last: bool
-    ) -> bool:
-        """Persist a step outcome; True when the runner should go on with the next step."""
-        now = utcnow()
+    def _plan(
+        self, job: _JobView, outcome: Outcome, error: bool, now: dt.datetime, *, last: bool
+    ) -> tuple[dict[str, Any], str, str | None, str, bool]:
+        """The row update, step label, detail, log message and "go on" flag of an outcome."""
         values: dict[str, Any] = {"state": dict(job.state), "updated_at": now}
         detail: str | None
         keep_going = False
@@ -283,8 +282,15 @@ class JobRunner:
                 last_error=outcome.reason,
             )
             message = f"failed: {outcome.reason}"
+        return values, label, detail, message, keep_going
 
+    async def _apply(
+        self, job: _JobView, step: Step, outcome: Outcome, error: bool, started: dt.datetime, *, last: bool
+    ) -> bool:
+        """Persist a step outcome; True when the runner should go on with the next step."""
         async with self.app.db.session() as session:
+            now = await lease.locked_now(session)
+            values, label, detail, message, keep_going = self._plan(job, outcome, error, now, last=last)
             result = await session.execute(self._owned(job).values(**values))
             if getattr(result, "rowcount", 0) != 1:
                 job.lost.set()
@@ -326,25 +332,23 @@ class JobRunner:
         return keep_going
 
     async def _finish(self, job: _JobView, status: str, error: str | None, message: str) -> None:
-        now = utcnow()
-        values: dict[str, Any] = {
-            "status": status,
-            "finished_at": now,
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "updated_at": now,
-        }
-        if error is not None:
-            values["last_error"] = error
+        """End the job (terminal ``status``) if this worker still owns it."""
         async with self.app.db.session() as session:
+            now = await lease.locked_now(session)
+            values: dict[str, Any] = {
+                "status": status,
+                "finished_at": now,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "updated_at": now,
+            }
+            if error is not None:
+                values["last_error"] = error
             result = await session.execute(self._owned(job).values(**values))
             if getattr(result, "rowcount", 0) != 1:
                 return
             line = await write_log(
-                session,
-                job.id,
-                message + (f": {error}" if error else ""),
-                level="info" if not error else "error",
+                session, job.id, message + (f": {error}" if error else ""), level="error" if error else "info"
             )
         self._emit(line)
 
