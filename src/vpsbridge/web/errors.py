@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vpsbridge.logs import get_logger, request_id_var
@@ -40,6 +41,24 @@ STATUS_CODES: dict[int, str] = {
     503: "unavailable",
     504: "upstream_timeout",
 }
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. not_found, insufficient_scope.")
+    message: str = Field(description="A sentence for the operator.")
+    details: Any = Field(default=None, description="Structured extras (validation: a list of fields).")
+    request_id: str | None = Field(default=None, description="Also in the X-Request-ID header and logs.")
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error answer (documented in the OpenAPI schema)."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries declaring the envelope for ``statuses``."""
+    return {status: {"model": ErrorEnvelope, "description": _reason(status)} for status in statuses}
 
 
 def code_for_status(status: int) -> str:

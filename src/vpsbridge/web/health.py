@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from vpsbridge import __version__
 from vpsbridge.logs import get_logger
 from vpsbridge.web.deps import Ctx
-from vpsbridge.web.errors import error_body
+from vpsbridge.web.errors import error_body, error_responses
 
 log = get_logger(__name__)
 
@@ -53,7 +53,7 @@ async def _timed(check: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
 @router.get(
     "/readyz",
     summary="Readiness: database and cache answer",
-    responses={503: {"description": "A dependency failed; `details.checks` says which"}},
+    responses=error_responses(503),
 )
 async def readyz(ctx: Ctx) -> JSONResponse:
     database, cache = await asyncio.gather(_timed(ctx.db.ping), _timed(ctx.cache.ping))

@@ -11,9 +11,8 @@ compared in constant time.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
@@ -24,7 +23,7 @@ from vpsbridge.store.models import Job
 from vpsbridge.store.models.base import utcnow
 from vpsbridge.store.models.jobs import JOB_STATUSES
 from vpsbridge.web.deps import Ctx
-from vpsbridge.web.errors import APIError
+from vpsbridge.web.errors import APIError, error_responses
 
 log = get_logger(__name__)
 
@@ -72,10 +71,11 @@ async def queue_registry(ctx: AppContext) -> CollectorRegistry:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}, 401: {"description": "Missing or wrong metrics token"}},
+    responses={200: {"content": {"text/plain": {}}}, **error_responses(401)},
 )
-async def metrics(ctx: Ctx, authorization: Annotated[str | None, Header()] = None) -> Response:
+async def metrics(ctx: Ctx, request: Request) -> Response:
     expected = ctx.settings.metrics_token
+    authorization = request.headers.get("authorization")
     if expected is not None and not token_matches(expected.get_secret_value(), authorization):
         raise APIError(
             401,

@@ -3,8 +3,10 @@
 from fastapi import APIRouter
 
 from vpsbridge.web.api import dns_providers, jobs, platforms, pools, products, tokens
+from vpsbridge.web.errors import error_responses
 
-api_router = APIRouter()
+#: Every API operation can answer these with the error envelope (listed in /docs).
+api_router = APIRouter(responses=error_responses(401, 403, 404, 409, 422, 500, 502))
 for _module in (platforms, products, pools, dns_providers, tokens, jobs):
     api_router.include_router(_module.router)
 
