@@ -82,7 +82,7 @@ def _settings_secrets(settings: Settings) -> Iterator[str]:
 def scrub(value: Any) -> Any:
     """Redact secrets inside an arbitrary value (mappings by key, strings by known secret values)."""
     if isinstance(value, str):
-        for secret in _known_secrets:
+        for secret in tuple(_known_secrets):  # a snapshot: another thread may register one
             if secret in value:
                 value = value.replace(secret, REDACTED)
         return value
