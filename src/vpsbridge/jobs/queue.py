@@ -137,6 +137,16 @@ async def enqueue(
     return job_id
 
 
+def display_status(job: Job) -> str:
+    """The status an operator should read: a parked job (``Wait`` or retry backoff) is ``waiting``.
+
+    Parked jobs stay ``running`` in the table so they keep their resource between steps.
+    """
+    if job.status == "running" and job.lease_owner is None:
+        return "waiting"
+    return job.status
+
+
 async def get_job(target: Target, job_id: int) -> Job | None:
     async with _session(target) as (session, _):
         return await session.get(Job, job_id)

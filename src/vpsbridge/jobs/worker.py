@@ -30,6 +30,7 @@ from vpsbridge.jobs.runner import JobRunner, LogSink
 from vpsbridge.jobs.wakeup import Listener
 from vpsbridge.logs import get_logger
 from vpsbridge.store.models import utcnow
+from vpsbridge.workflows import autodiscover
 
 if TYPE_CHECKING:
     from vpsbridge.services.context import AppContext
@@ -56,6 +57,8 @@ class Worker:
         wakeup: bool = True,
         grace_seconds: float | None = None,
     ):
+        # Every worker (CLI, embedded in web, demo) must know every workflow module's jobs.
+        autodiscover()
         self.app = app
         self.settings = app.settings
         self.concurrency = concurrency or self.settings.worker_concurrency
