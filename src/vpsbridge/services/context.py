@@ -11,6 +11,7 @@ from typing import Any
 
 from vpsbridge.cache import Cache, create_cache
 from vpsbridge.config import Settings
+from vpsbridge.services.upstream_log import EXTRAS_LOG, install_upstream_log
 from vpsbridge.store.db import Database
 from vpsbridge.store.secrets import SecretBox, load_keys
 
@@ -28,8 +29,16 @@ class AppContext:
     async def create(cls, settings: Settings, *, db: Database | None = None) -> AppContext:
         database = db or Database.from_settings(settings)
         cache = await create_cache(settings)
-        return cls(settings=settings, db=database, cache=cache, secrets=SecretBox(load_keys(settings)))
+        ctx = cls(settings=settings, db=database, cache=cache, secrets=SecretBox(load_keys(settings)))
+        # Every process records its upstream calls (admin console, failure journey); the log is
+        # buffered, so installing it costs nothing until a client sends a request.
+        install_upstream_log(ctx)
+        return ctx
 
     async def close(self) -> None:
+        """Flush what is still buffered, then release the cache and the database."""
+        upstream_log = self.extras.get(EXTRAS_LOG)
+        if upstream_log is not None:
+            await upstream_log.close()
         await self.cache.close()
         await self.db.dispose()
