@@ -90,6 +90,16 @@ class DnsProvider(abc.ABC):
     async def get_rrset(self, zone: str, name: str, rtype: str) -> RRset | None:
         """The current rrset, or ``None`` when the server confirms there is none."""
 
+    async def get_rrsets(
+        self, zone: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], RRset | None]:
+        """Several rrsets of one zone; back-ends override it to read the zone once instead of per key."""
+        found: dict[tuple[str, str], RRset | None] = {}
+        for name, rtype in keys:
+            key = (normalize_name(name), rtype.upper())
+            found[key] = await self.get_rrset(zone, key[0], key[1])
+        return found
+
     @abc.abstractmethod
     async def apply(self, zone: str, changes: Sequence[Change]) -> ApplyResult:
         """Make ``changes`` true in ``zone`` with as few requests as the API allows.

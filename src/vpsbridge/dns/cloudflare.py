@@ -278,6 +278,18 @@ class CloudflareProvider(DnsProvider):
         matching = [r for r in records if (r.name, r.type) == wanted]
         return self._as_rrset(matching) if matching else None
 
+    async def get_rrsets(
+        self, zone: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], RRset | None]:
+        wanted = [(normalize_name(n), t.upper()) for n, t in keys]
+        if len(wanted) <= 3:
+            return await super().get_rrsets(zone, wanted)
+        grouped: dict[tuple[str, str], list[_Record]] = {}
+        info = await self.zone(zone)
+        for record in await self._records(info):
+            grouped.setdefault((record.name, record.type), []).append(record)
+        return {key: self._as_rrset(grouped[key]) if key in grouped else None for key in wanted}
+
     @staticmethod
     def _body(change: Change, content: str) -> dict[str, Any]:
         body: dict[str, Any] = {

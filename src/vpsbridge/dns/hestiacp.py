@@ -239,6 +239,17 @@ class HestiaProvider(DnsProvider):
         matching = [r for r in await self._records(info) if (r.name, r.type) == key]
         return self._as_rrset(matching) if matching else None
 
+    async def get_rrsets(
+        self, zone: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], RRset | None]:
+        # HestiaCP can only list a whole domain, so one listing serves any number of keys.
+        wanted = [(normalize_name(n), t.upper()) for n, t in keys]
+        grouped: dict[tuple[str, str], list[_Record]] = {}
+        info = await self.zone(zone)
+        for record in await self._records(info):
+            grouped.setdefault((record.name, record.type), []).append(record)
+        return {key: self._as_rrset(grouped[key]) if key in grouped else None for key in wanted}
+
     def _plan(self, info: ZoneInfo, change: Change, current: list[_Record]) -> list[tuple[str, ...]]:
         """HestiaCP commands (without the trailing RESTART/TTL handling) for one rrset."""
         if change.action == "delete":

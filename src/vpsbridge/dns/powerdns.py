@@ -282,6 +282,15 @@ class PowerDnsProvider(DnsProvider):
         current = await self._read(info, {"rrset_name": key[0], "rrset_type": key[1]})
         return current.get(key)
 
+    async def get_rrsets(
+        self, zone: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], RRset | None]:
+        wanted = [(normalize_name(n), t.upper()) for n, t in keys]
+        if len(wanted) <= 3:
+            return await super().get_rrsets(zone, wanted)
+        current = await self._read(await self.zone(zone))
+        return {key: current.get(key) for key in wanted}
+
     async def _current_for(self, info: ZoneInfo, changes: Sequence[Change]) -> dict[tuple[str, str], RRset]:
         # One filtered read for a single change (client edits); one full read for a batch, which costs
         # one request however many addresses the zone holds.
