@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from jobs_support.helpers import only_tasks
 from typer.testing import CliRunner
 
 from vpsbridge.cli.main import app as cli
@@ -57,7 +58,7 @@ def test_worker_verbose_streams_lines_while_running(env: dict[str, str], db_url:
     job_id = enqueue(db_url, "periodic:job_log_purge")
     proc = subprocess.Popen(
         vpsbridge("worker", "--verbose", "--concurrency", "2"),
-        env={**env, "VPSBRIDGE_TASK_INTERVALS": '{"job_log_purge": 0}'},
+        env={**env, "VPSBRIDGE_TASK_INTERVALS": json.dumps(only_tasks())},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -69,7 +70,7 @@ def test_worker_verbose_streams_lines_while_running(env: dict[str, str], db_url:
         while time.monotonic() < deadline:
             line = proc.stdout.readline()  # arrives while the worker is still running
             seen.append(line.rstrip("\n"))
-            if "job succeeded" in line:
+            if f"job {job_id} [run]: step done; job succeeded" in line:
                 break
         assert proc.poll() is None, "worker exited instead of streaming"
         proc.send_signal(signal.SIGTERM)
@@ -78,7 +79,7 @@ def test_worker_verbose_streams_lines_while_running(env: dict[str, str], db_url:
         if proc.poll() is None:
             proc.kill()
     assert any(f"job {job_id} [run]: deleted 0 log lines" in line for line in seen), seen
-    assert seen[-1].endswith(f"job {job_id} [run]: step done; job succeeded")
+    assert seen[-1].endswith(f"job {job_id} [run]: step done; job succeeded"), seen
     assert seen[0][:4].isdigit()
     assert "T" in seen[0].split()[0]
 

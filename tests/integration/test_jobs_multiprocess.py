@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from jobs_support.helpers import app, jobs_by_id, key, record_file, spawn, wait_for
+from jobs_support.helpers import app, jobs_by_id, key, only_tasks, record_file, spawn, wait_for
 from jobs_support.workflows import read_records
 
 from vpsbridge.jobs import queue
@@ -122,7 +122,7 @@ async def test_periodic_task_fires_once_per_interval_across_two_workers(
     app: AppContext, spawn, record_file: Path
 ) -> None:
     # 20 s * time_scale 0.01 = one run every 0.2 s; t_never is disabled by its interval 0.
-    intervals = {"t_tick": 20, "t_never": 0, "job_log_purge": 0}
+    intervals = only_tasks(t_tick=20, t_never=0)
     one = spawn(mode="forever", periodic=True, intervals=intervals, poll=0.02)
     two = spawn(mode="forever", periodic=True, intervals=intervals, poll=0.02)
     wait_for(lambda: len(read_records(record_file)) >= 1)

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 
-from jobs_support.helpers import app, key, record_file
+from jobs_support.helpers import app, key, only_tasks, record_file
 from jobs_support.workflows import read_records
 from sqlalchemy import select
 
@@ -50,7 +50,7 @@ async def test_cron_run_respects_interval_and_force(app: AppContext, record_file
 
 
 async def test_interval_zero_disables_unless_forced(app: AppContext, record_file: Path) -> None:
-    app.settings.task_intervals = {"t_tick": 0, "job_log_purge": 0}
+    app.settings.task_intervals = only_tasks(t_tick=0)
     assert await run_task(app, "t_tick") is None
     assert await run_task(app, "t_never") is None  # default interval 0
     assert await periodic.fire_due(app) == []
@@ -68,7 +68,7 @@ async def test_task_exception_becomes_an_error_result(app: AppContext) -> None:
 
 
 async def test_concurrent_firing_queues_one_job(app: AppContext) -> None:
-    app.settings.task_intervals = {"t_tick": 100, "job_log_purge": 0}
+    app.settings.task_intervals = only_tasks(t_tick=100)
     fired = await asyncio.gather(*(periodic.fire_due(app) for _ in range(6)))
     assert sum(names.count("t_tick") for names in fired) == 1
     jobs = await queue.list_jobs(app, kind="periodic:t_tick")
@@ -78,7 +78,7 @@ async def test_concurrent_firing_queues_one_job(app: AppContext) -> None:
 
 
 async def test_worker_runs_fired_task_as_a_job(app: AppContext, record_file: Path) -> None:
-    app.settings.task_intervals = {"t_tick": 1000, "job_log_purge": 0}
+    app.settings.task_intervals = only_tasks(t_tick=1000)
     await Worker(app, concurrency=2, worker_id="w", periodic=True).run_until_idle(timeout=20)
     jobs = await queue.list_jobs(app, kind="periodic:t_tick")
     assert [j.status for j in jobs] == ["succeeded"]

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, text, update
+from sqlalchemy import and_, exists, func, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -37,7 +38,10 @@ from vpsbridge.store.models import Job, utcnow
 
 @dataclass(frozen=True)
 class ClaimedJob:
+    """A job this worker now holds, with everything the runner needs (no second read)."""
+
     id: int
+    kind: str
     lease_owner: str
     claimed_at: dt.datetime
     run_at: dt.datetime
@@ -45,17 +49,28 @@ class ClaimedJob:
     resumed: bool
     #: Lease owner before this claim (None for a queued or parked job).
     previous_owner: str | None
+    payload: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    step_index: int = 0
+    attempts: int = 0
+    max_attempts: int = 1
+    result: dict[str, Any] | None = None
+    cancel_requested: bool = False
 
 
-async def locked_now(session: AsyncSession) -> dt.datetime:
+Executor = AsyncSession | AsyncConnection
+
+
+async def locked_now(executor: Executor) -> dt.datetime:
     """The current time, read once this transaction holds the database's write lock.
 
     On SQLite ``BEGIN IMMEDIATE`` runs with the first statement and may wait up to the busy timeout
     for other writers; a lease computed from a clock read before that wait can be born already
     expired, letting a second worker take a job that is still running.
     """
-    if session.get_bind().dialect.name == "sqlite":
-        await session.execute(text("SELECT 1"))
+    dialect = executor.dialect if isinstance(executor, AsyncConnection) else executor.get_bind().dialect
+    if dialect.name == "sqlite":
+        await executor.execute(text("SELECT 1"))
     return utcnow()
 
 
@@ -67,12 +82,33 @@ def _claimable(now: dt.datetime) -> ColumnElement[bool]:
 
 
 def new_lease_owner(worker_id: str) -> str:
-    """A token naming one claim; two claims by the same worker never share it."""
+    """A token naming one claim; claims by the same worker never share it."""
     return f"{worker_id}/{uuid.uuid4().hex[:12]}"
 
 
+_COLUMNS = (
+    Job.id,
+    Job.kind,
+    Job.status,
+    Job.resource_key,
+    Job.lease_owner,
+    Job.run_at,
+    Job.payload,
+    Job.state,
+    Job.step_index,
+    Job.attempts,
+    Job.max_attempts,
+    Job.result,
+    Job.cancel_requested,
+)
+
+
 async def claim(db: Database, worker_id: str, lease_seconds: float, limit: int) -> list[ClaimedJob]:
-    """Claim up to ``limit`` due jobs for ``worker_id``, oldest ``run_at`` first."""
+    """Claim up to ``limit`` due jobs for ``worker_id``, oldest ``run_at`` first.
+
+    Jobs without a resource are taken with one ``UPDATE``; each job with a resource gets its own
+    savepoint, because that update is the one the running-resource index may reject.
+    """
     if limit <= 0:
         return []
     now = utcnow()
@@ -83,83 +119,106 @@ async def claim(db: Database, worker_id: str, lease_seconds: float, limit: int) 
         other.id != Job.id,
     )
     query = (
-        select(Job.id, Job.resource_key, Job.status, Job.lease_owner, Job.run_at)
+        select(*_COLUMNS)
         .where(_claimable(now), or_(Job.resource_key.is_(None), ~busy))
         .order_by(Job.run_at, Job.id)
         .limit(limit * 2)
     )
     if not db.is_sqlite:
         query = query.with_for_update(skip_locked=True, of=Job)
-    claimed: list[ClaimedJob] = []
-    async with db.session() as session:
-        candidates = (await session.execute(query)).all()
+    owner = new_lease_owner(worker_id)
+    taken: list[Any] = []
+    async with db.engine.begin() as conn:
+        candidates = (await conn.execute(query)).mappings().all()
         claimed_at = utcnow()  # read after any lock wait (see locked_now)
-        leased_until = claimed_at + dt.timedelta(seconds=lease_seconds)
-        taken_resources: set[str] = set()
-        for job_id, resource_key, status, previous_owner, run_at in candidates:
-            if len(claimed) >= limit:
+        values = {
+            "status": "running",
+            "lease_owner": owner,
+            "lease_expires_at": claimed_at + dt.timedelta(seconds=lease_seconds),
+            "started_at": func.coalesce(Job.started_at, literal(claimed_at, Job.__table__.c.started_at.type)),
+            "updated_at": claimed_at,
+        }
+        plain: list[Any] = []
+        keyed: list[Any] = []
+        resources: set[str] = set()
+        for row in candidates:
+            if len(plain) + len(keyed) >= limit:
                 break
-            if resource_key is not None and resource_key in taken_resources:
-                continue
-            owner = new_lease_owner(worker_id)
-            stmt = (
+            key = row["resource_key"]
+            if key is None:
+                plain.append(row)
+            elif key not in resources:
+                resources.add(key)
+                keyed.append(row)
+        if plain:
+            done = await conn.execute(
                 update(Job)
-                .where(Job.id == job_id, _claimable(now))
-                .values(
-                    status="running",
-                    lease_owner=owner,
-                    lease_expires_at=leased_until,
-                    started_at=Job.started_at if status == "running" else claimed_at,
-                    updated_at=claimed_at,
-                )
-                .execution_options(synchronize_session=False)
+                .where(Job.id.in_([r["id"] for r in plain]), _claimable(now))
+                .values(**values)
+                .returning(Job.id)
             )
+            ids = set(done.scalars().all())
+            taken.extend(r for r in plain if r["id"] in ids)
+        for row in keyed:
             try:
-                async with session.begin_nested():
-                    result = await session.execute(stmt)
+                async with conn.begin_nested():
+                    done = await conn.execute(
+                        update(Job)
+                        .where(Job.id == row["id"], _claimable(now))
+                        .values(**values)
+                        .returning(Job.id)
+                    )
+                    got = done.first()
             except IntegrityError:
                 continue  # another worker just started a job on the same resource
-            if getattr(result, "rowcount", 0) != 1:
-                continue
-            if resource_key is not None:
-                taken_resources.add(resource_key)
-            claimed.append(
-                ClaimedJob(
-                    id=job_id,
-                    lease_owner=owner,
-                    claimed_at=claimed_at,
-                    run_at=run_at,
-                    resumed=status == "running",
-                    previous_owner=previous_owner,
-                )
-            )
-    return claimed
+            if got is not None:
+                taken.append(row)
+    return [
+        ClaimedJob(
+            id=row["id"],
+            kind=row["kind"],
+            lease_owner=owner,
+            claimed_at=claimed_at,
+            run_at=row["run_at"],
+            resumed=row["status"] == "running",
+            previous_owner=row["lease_owner"],
+            payload=dict(row["payload"] or {}),
+            state=dict(row["state"] or {}),
+            step_index=row["step_index"],
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            result=dict(row["result"]) if row["result"] else None,
+            cancel_requested=bool(row["cancel_requested"]),
+        )
+        for row in taken
+    ]
+
+
+def owned(job_id: int, owner: str) -> Any:
+    """An UPDATE of ``job_id`` that only matches while ``owner`` holds its lease."""
+    return update(Job).where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
 
 
 async def heartbeat(db: Database, job_id: int, owner: str, lease_seconds: float) -> bool:
     """Extend the lease; False means the job is no longer ours (stop touching it)."""
-    async with db.session() as session:
-        now = await locked_now(session)
-        result = await session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
-            .values(lease_expires_at=now + dt.timedelta(seconds=lease_seconds), updated_at=now)
-            .execution_options(synchronize_session=False)
+    async with db.engine.begin() as conn:
+        now = await locked_now(conn)
+        result = await conn.execute(
+            owned(job_id, owner).values(
+                lease_expires_at=now + dt.timedelta(seconds=lease_seconds), updated_at=now
+            )
         )
-    return getattr(result, "rowcount", 0) == 1
+    return result.rowcount == 1
 
 
 async def release(db: Database, job_id: int, owner: str) -> bool:
     """Hand a job back at once (graceful stop): parked with no owner, due now, same step."""
-    async with db.session() as session:
-        now = await locked_now(session)
-        result = await session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
-            .values(lease_owner=None, lease_expires_at=now, run_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
+    async with db.engine.begin() as conn:
+        now = await locked_now(conn)
+        result = await conn.execute(
+            owned(job_id, owner).values(lease_owner=None, lease_expires_at=now, run_at=now, updated_at=now)
         )
-    return getattr(result, "rowcount", 0) == 1
+    return result.rowcount == 1
 
 
 async def next_due(db: Database) -> dt.datetime | None:

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeGuard
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from vpsbridge.jobs import wakeup
 from vpsbridge.services.audit import Actor, record
@@ -203,12 +203,21 @@ async def job_log(
 
 
 async def write_log(
-    session: AsyncSession, job_id: int | None, message: str, *, level: str = "info", step: str | None = None
+    executor: AsyncSession | AsyncConnection,
+    job_id: int | None,
+    message: str,
+    *,
+    level: str = "info",
+    step: str | None = None,
 ) -> LogLine:
-    row = JobLog(job_id=job_id, ts=utcnow(), level=level, step=step, message=message)
-    session.add(row)
-    await session.flush()
-    return LogLine(row.id, row.job_id, row.ts, row.level, row.step, row.message)
+    """Add one log line in the caller's transaction (a session or a bare connection)."""
+    ts = utcnow()
+    result = await executor.execute(
+        insert(JobLog)
+        .values(job_id=job_id, ts=ts, level=level, step=step, message=message)
+        .returning(JobLog.id)
+    )
+    return LogLine(int(result.scalar_one()), job_id, ts, level, step, message)
 
 
 async def cancel(target: Target, job_id: int, actor: Actor) -> str:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert
 
 from vpsbridge.jobs import lease
 from vpsbridge.jobs.backoff import backoff_seconds
@@ -83,8 +83,8 @@ class JobRunner:
 
     # --- logging --------------------------------------------------------------------------------
     async def log(self, job_id: int | None, step: str | None, message: str, level: str = "info") -> None:
-        async with self.app.db.session() as session:
-            line = await write_log(session, job_id, message, level=level, step=step)
+        async with self.app.db.engine.begin() as conn:
+            line = await write_log(conn, job_id, message, level=level, step=step)
         self._emit(line)
 
     def _emit(self, line: LogLine) -> None:
@@ -97,24 +97,18 @@ class JobRunner:
     # --- the job --------------------------------------------------------------------------------
     async def run(self, claimed: lease.ClaimedJob, stopping: asyncio.Event) -> None:
         """Run ``claimed`` until it finishes, parks, loses its lease or the worker stops."""
-        async with self.app.db.session() as session:
-            row = await session.scalar(
-                select(Job).where(Job.id == claimed.id, Job.lease_owner == claimed.lease_owner)
-            )
-            if row is None:
-                return
-            job = _JobView(
-                id=row.id,
-                kind=row.kind,
-                owner=claimed.lease_owner,
-                payload=dict(row.payload or {}),
-                state=dict(row.state or {}),
-                step_index=row.step_index,
-                attempts=row.attempts,
-                max_attempts=row.max_attempts,
-                result=dict(row.result) if row.result else None,
-            )
-            cancel_requested = row.cancel_requested
+        job = _JobView(
+            id=claimed.id,
+            kind=claimed.kind,
+            owner=claimed.lease_owner,
+            payload=claimed.payload,
+            state=claimed.state,
+            step_index=claimed.step_index,
+            attempts=claimed.attempts,
+            max_attempts=claimed.max_attempts,
+            result=claimed.result,
+        )
+        cancel_requested = claimed.cancel_requested
         if claimed.resumed and claimed.previous_owner is not None:
             await self.log(
                 job.id,
@@ -222,11 +216,7 @@ class JobRunner:
 
     # --- persisting outcomes ----------------------------------------------------------------------
     def _owned(self, job: _JobView) -> Any:
-        return (
-            update(Job)
-            .where(Job.id == job.id, Job.lease_owner == job.owner, Job.status == "running")
-            .execution_options(synchronize_session=False)
-        )
+        return lease.owned(job.id, job.owner)
 
     def _plan(
         self, job: _JobView, outcome: Outcome, error: bool, now: dt.datetime, *, last: bool
@@ -288,15 +278,17 @@ class JobRunner:
         self, job: _JobView, step: Step, outcome: Outcome, error: bool, started: dt.datetime, *, last: bool
     ) -> bool:
         """Persist a step outcome; True when the runner should go on with the next step."""
-        async with self.app.db.session() as session:
-            now = await lease.locked_now(session)
+        async with self.app.db.engine.begin() as conn:
+            now = await lease.locked_now(conn)
             values, label, detail, message, keep_going = self._plan(job, outcome, error, now, last=last)
-            result = await session.execute(self._owned(job).values(**values))
-            if getattr(result, "rowcount", 0) != 1:
+            row = (
+                await conn.execute(self._owned(job).values(**values).returning(Job.cancel_requested))
+            ).first()
+            if row is None:
                 job.lost.set()
                 return False
-            session.add(
-                JobStep(
+            await conn.execute(
+                insert(JobStep).values(
                     job_id=job.id,
                     index=job.step_index,
                     name=step.name,
@@ -309,20 +301,15 @@ class JobRunner:
                 )
             )
             level = "info" if label in ("done", "wait") else ("warning" if label == "retry" else "error")
-            line = await write_log(session, job.id, message, level=level, step=step.name)
-            lines = [line]
-            if keep_going:
-                cancel = await session.scalar(select(Job.cancel_requested).where(Job.id == job.id))
-                if cancel:
-                    await session.execute(
-                        self._owned(job).values(
-                            status="cancelled", finished_at=now, lease_owner=None, lease_expires_at=None
-                        )
+            lines = [await write_log(conn, job.id, message, level=level, step=step.name)]
+            if keep_going and row.cancel_requested:
+                await conn.execute(
+                    self._owned(job).values(
+                        status="cancelled", finished_at=now, lease_owner=None, lease_expires_at=None
                     )
-                    lines.append(
-                        await write_log(session, job.id, "cancelled at a step boundary", level="warning")
-                    )
-                    keep_going = False
+                )
+                lines.append(await write_log(conn, job.id, "cancelled at a step boundary", level="warning"))
+                keep_going = False
         for item in lines:
             self._emit(item)
         if "attempts" in values:
@@ -333,8 +320,8 @@ class JobRunner:
 
     async def _finish(self, job: _JobView, status: str, error: str | None, message: str) -> None:
         """End the job (terminal ``status``) if this worker still owns it."""
-        async with self.app.db.session() as session:
-            now = await lease.locked_now(session)
+        async with self.app.db.engine.begin() as conn:
+            now = await lease.locked_now(conn)
             values: dict[str, Any] = {
                 "status": status,
                 "finished_at": now,
@@ -344,11 +331,11 @@ class JobRunner:
             }
             if error is not None:
                 values["last_error"] = error
-            result = await session.execute(self._owned(job).values(**values))
-            if getattr(result, "rowcount", 0) != 1:
+            result = await conn.execute(self._owned(job).values(**values))
+            if result.rowcount != 1:
                 return
             line = await write_log(
-                session, job.id, message + (f": {error}" if error else ""), level="error" if error else "info"
+                conn, job.id, message + (f": {error}" if error else ""), level="error" if error else "info"
             )
         self._emit(line)
 

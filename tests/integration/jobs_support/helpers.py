@@ -83,6 +83,21 @@ def spawn(
         proc.wait(timeout=10)
 
 
+def only_tasks(**intervals: int) -> dict[str, int]:
+    """Task intervals that disable every registered periodic task except the ones given.
+
+    Other modules (the upstream request log, capability workflows) register their own tasks; a test
+    about one task must not see the others fire.
+    """
+    from vpsbridge.jobs import maintenance
+    from vpsbridge.jobs.periodic import registered_tasks
+    from vpsbridge.workflows import autodiscover
+
+    del maintenance
+    autodiscover()  # what a worker process registers
+    return {name: 0 for name in registered_tasks()} | intervals
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0, interval: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
