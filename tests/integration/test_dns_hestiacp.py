@@ -157,3 +157,15 @@ async def test_missing_zone_and_bad_keys(sim: HestiaState, hestia: HestiaProvide
 def test_keys_are_required() -> None:
     with pytest.raises(DnsConfigError, match="secret_key"):
         create_provider("hestiacp", url="https://panel:8083", credentials={"access_key": ACCESS})
+
+
+async def test_keys_never_reach_the_request_log(
+    hestia: HestiaProvider, records: list[UpstreamRecord]
+) -> None:
+    await hestia.apply(PARENT, [Change.replace(f"40.{PARENT}", "PTR", "x.example.com.")])
+    assert records
+    for record in records:
+        text = f"{record.url} {record.request_body} {record.response_body} {record.error}"
+        assert SECRET not in text
+        assert ACCESS not in text
+    assert any("hash=" in (r.request_body or "") for r in records)

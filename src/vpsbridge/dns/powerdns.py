@@ -65,6 +65,8 @@ REJECTION_HINTS = (
 def zone_id(name: str) -> str:
     """PowerDNS's id for a zone name: bytes outside ``[A-Za-z0-9.-]`` become ``=XX`` (upper-case hex)."""
     canonical = normalize_name(name)
+    if canonical == ".":
+        return "=2E"
     out = []
     for char in canonical:
         if char.isascii() and (char.isalnum() or char in ".-"):
