@@ -112,3 +112,10 @@ def test_migrations_ship_inside_the_package() -> None:
     assert (migrate.MIGRATIONS_DIR / "env.py").is_file()
     assert migrate.MIGRATIONS_DIR.is_relative_to(Path(migrate.__file__).parent)
     assert head_revision() == "0001"
+
+
+async def test_concurrent_upgrades_do_not_collide(empty_url: str) -> None:
+    """Several processes starting at once: one migrates, the others find the schema at head."""
+    await asyncio.wait_for(asyncio.gather(*(upgrade(empty_url) for _ in range(3))), timeout=60)
+    assert await current_revision(empty_url) == head_revision()
+    assert await _schema_diff(empty_url) == []

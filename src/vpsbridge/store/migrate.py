@@ -3,7 +3,8 @@
 The Alembic scripts live inside the package (``vpsbridge/store/migrations``), and the Alembic
 ``Config`` is built in code, so ``vpsbridge migrate`` works the same from a git checkout and from an
 installed wheel. Migrations run on the same kind of engine the application uses, in one transaction
-(PostgreSQL rolls a failed migration back entirely; SQLite takes its write lock up front).
+(PostgreSQL rolls a failed migration back entirely; SQLite takes its write lock up front), and
+concurrent starts are serialised: an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from vpsbridge.store.db import Database
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: PostgreSQL advisory lock id held while migrating (any constant unique to vpsbridge).
+_LOCK_KEY = 0x7670_7362_6D69_67  # "vpsbmig"
 
 
 def alembic_config(database_url: str | None = None) -> Config:
@@ -39,6 +43,10 @@ async def upgrade(database_url: str, revision: str = "head") -> None:
     cfg = alembic_config(database_url)
 
     def run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            # Web and worker processes on several machines may start together; the first one
+            # migrates, the others wait here and then find the database already at head.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
