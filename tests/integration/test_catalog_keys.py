@@ -24,7 +24,7 @@ async def test_rotation_reencrypts_everything(db_url: str, tmp_path: Path) -> No
     try:
         p = await platforms.create_platform(
             ctx,
-            {"name": "vf", "type": "virtfusion", "url": "https://vf", "credentials": {"token": "T1"}},
+            {"name": "vf", "type": "dummy", "url": "dummy://vf", "credentials": {"token": "T1"}},
             ACTOR,
         )
         d = await dns_providers.create_dns_provider(

@@ -7,6 +7,7 @@ import json
 import pytest
 from catalog_support import ACTOR, audit_rows, ctx, raw_value
 
+from vpsbridge.platforms import registry
 from vpsbridge.services import dns_providers, platforms, products
 from vpsbridge.services.context import AppContext
 from vpsbridge.services.errors import Conflict, Invalid, NotFound
@@ -20,8 +21,8 @@ SECRET = "pve-token-9f8e7d6c5b4a"
 def _platform(**over: object) -> dict[str, object]:
     data: dict[str, object] = {
         "name": "pve-fra",
-        "type": "proxmox",
-        "url": "https://pve.example.net:8006",
+        "type": "dummy",
+        "url": "dummy://pve-fra",
         "credentials": {"token_id": "root@pam!vpsb", "token_secret": SECRET},
         "settings": {"node": "fra1"},
     }
@@ -47,8 +48,8 @@ async def test_platform_crud_with_audit_and_encrypted_credentials(ctx: AppContex
     assert (await platforms.get_platform(ctx, str(created.id))).id == created.id
     assert [p.name for p in await platforms.list_platforms(ctx)] == ["pve-fra"]
 
-    updated = await platforms.update_platform(ctx, "pve-fra", {"url": "https://pve2.example.net:8006"}, ACTOR)
-    assert updated.url == "https://pve2.example.net:8006"
+    updated = await platforms.update_platform(ctx, "pve-fra", {"url": "dummy://pve-fra-2"}, ACTOR)
+    assert updated.url == "dummy://pve-fra-2"
     assert updated.has_credentials  # untouched when not given
     cleared = await platforms.update_platform(ctx, created.id, {"credentials": None}, ACTOR)
     assert not cleared.has_credentials
@@ -77,11 +78,10 @@ async def test_platform_input_errors(ctx: AppContext) -> None:
     with pytest.raises(Invalid) as unknown:
         await platforms.create_platform(ctx, _platform(type="vmware"), ACTOR)
     assert unknown.value.field == "type"
-    assert "proxmox" in str(unknown.value)
-    assert "virtfusion" in str(unknown.value)
+    assert f"known types: {', '.join(registry.driver_types())}" in str(unknown.value)
 
     with pytest.raises(Invalid) as missing:
-        await platforms.create_platform(ctx, {"name": "x", "type": "proxmox"}, ACTOR)
+        await platforms.create_platform(ctx, {"name": "x", "type": "dummy"}, ACTOR)
     assert missing.value.field == "url"
 
     with pytest.raises(Invalid) as digits:
@@ -146,3 +146,27 @@ async def test_dns_provider_crud_and_zone_conflict(ctx: AppContext) -> None:
     assert actions == ["dns_provider.create", "dns_provider.update", "dns_provider.delete"]
     for row in await audit_rows(ctx):
         assert secret not in json.dumps(row.details)
+
+
+async def test_platform_connection_test_names_missing_scopes(ctx: AppContext) -> None:
+    await platforms.create_platform(
+        ctx,
+        _platform(
+            name="limited", url="dummy://limited", credentials={"token": "t", "scopes": ["servers:read"]}
+        ),
+        ACTOR,
+    )
+    report = await platforms.test_platform(ctx, "limited")
+    assert report.ok is False
+    assert "servers:write" in report.missing_scopes
+    assert "servers:read" not in report.missing_scopes
+
+    await platforms.create_platform(
+        ctx, _platform(name="full", url="dummy://full", credentials={"token": "t"}), ACTOR
+    )
+    assert (await platforms.test_platform(ctx, "full")).ok is True
+
+    await platforms.create_platform(ctx, _platform(name="rejected", credentials={"token": "invalid"}), ACTOR)
+    rejected = await platforms.test_platform(ctx, "rejected")
+    assert rejected.ok is False
+    assert any(c.name == "authentication" and not c.ok for c in rejected.checks)

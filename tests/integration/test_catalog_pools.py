@@ -31,7 +31,7 @@ def _pool(**over: Any) -> dict[str, Any]:
 
 
 async def test_pool_crud_and_usage(ctx: AppContext) -> None:
-    await platforms.create_platform(ctx, {"name": "pve", "type": "proxmox", "url": "https://pve:8006"}, ACTOR)
+    await platforms.create_platform(ctx, {"name": "pve", "type": "dummy", "url": "dummy://pve"}, ACTOR)
     created = await pools.create_pool(ctx, _pool(platform="pve", scope="node1"), ACTOR)
     assert created.family == 4
     assert created.prefix_length == 24

@@ -17,7 +17,7 @@ BRIDGE = Actor(type="bridge", id="whmcs")
 
 async def _platform(ctx: AppContext, name: str = "vf-main") -> int:
     out = await platforms.create_platform(
-        ctx, {"name": name, "type": "virtfusion", "url": "https://vf.example.net"}, ACTOR
+        ctx, {"name": name, "type": "dummy", "url": "dummy://vf-main"}, ACTOR
     )
     return out.id
 

@@ -39,7 +39,7 @@ def run(runner: CliRunner, *args: str, input: str | None = None, code: int = 0) 
 
 
 def test_platform_product_pool_commands(cli: CliRunner) -> None:
-    added = run(cli, "platform", "add", "vf-main", "--type", "virtfusion", "--url", "https://vf.example.net",
+    added = run(cli, "platform", "add", "vf-main", "--type", "dummy", "--url", "dummy://vf-main",
                 "--token", "-", "--setting", "hypervisor_group=2", input=SECRET + "\n")  # fmt: skip
     assert "vf-main" in added
     assert SECRET not in added
@@ -53,7 +53,7 @@ def test_platform_product_pool_commands(cli: CliRunner) -> None:
     assert "vf-main" in table
     assert SECRET not in table
     shown = json.loads(run(cli, "platform", "show", "vf-main", "--json"))
-    assert shown["url"] == "https://vf.example.net"
+    assert shown["url"] == "dummy://vf-main"
 
     product = json.loads(
         run(cli, "product", "add", "VPS S", "--platform", "vf-main", "--plan", "package_id=3",
@@ -72,6 +72,16 @@ def test_platform_product_pool_commands(cli: CliRunner) -> None:
     assert pool["dns_servers"] == ["9.9.9.9"]
     assert "fra-v4" in run(cli, "pool", "list")
     assert json.loads(run(cli, "pool", "show", "fra-v4", "--json"))["vlan"] == 12
+
+    report = json.loads(run(cli, "platform", "test", "vf-main", "--json"))
+    assert report["ok"] is True
+    assert {c["name"] for c in report["checks"]} >= {"url", "authentication"}
+    run(cli, "platform", "add", "limited", "--type", "dummy", "--url", "dummy://limited", "--token", "t",
+        "--credential", "scopes=-", input="x\n")  # fmt: skip
+    failing = cli.invoke(_app(), ["platform", "test", "limited"])
+    assert failing.exit_code == 1
+    assert "servers:write" in failing.stdout
+    run(cli, "platform", "remove", "limited", "--yes")
 
     still_used = cli.invoke(_app(), ["platform", "remove", "vf-main", "--yes"])
     assert still_used.exit_code == 1

@@ -242,9 +242,17 @@ def platform_test(
     if as_json:
         _print_json(data)
     elif isinstance(data, dict):
-        for key, value in data.items():
-            shown = json.dumps(value) if isinstance(value, dict | list) else value
-            out.print(f"[bold]{key}[/bold]: {shown}")
+        verdict = "[green]OK[/green]" if data.get("ok") else "[red]FAILED[/red]"
+        version = f" (version {data['version']})" if data.get("version") else ""
+        out.print(f"Connection test: {verdict}{version}")
+        _table(
+            "Checks",
+            ["check", "result", "detail"],
+            [
+                (c.get("name"), "ok" if c.get("ok") else "FAIL", c.get("detail"))
+                for c in data.get("checks", [])
+            ],
+        )
     else:
         out.print(str(data))
     if isinstance(data, dict) and data.get("ok") is False:

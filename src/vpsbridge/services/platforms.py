@@ -47,7 +47,7 @@ def known_platform_types() -> list[str]:
     """Platform types the installed drivers support, as the driver registry reports them."""
     from vpsbridge.platforms import registry
 
-    return sorted(registry.known_types())
+    return registry.driver_types()
 
 
 def _check_type(type_: str) -> None:
@@ -174,7 +174,7 @@ async def test_platform(ctx: AppContext, ref: Ref) -> ConnectionReport:
         row = await find_by_ref(session, Platform, ref, label=LABEL)
         credentials = ctx.secrets.decrypt_json(row.credentials_enc) if row.credentials_enc else {}
         name, type_, url = row.name, row.type, row.url
-        verify_tls, ca_bundle = row.verify_tls, row.ca_bundle
+        verify_tls, ca_bundle, settings = row.verify_tls, row.ca_bundle, dict(row.settings or {})
     _check_type(type_)
     driver = registry.create_driver(
         type_,
@@ -183,15 +183,14 @@ async def test_platform(ctx: AppContext, ref: Ref) -> ConnectionReport:
         verify_tls=verify_tls,
         ca_bundle=ca_bundle,
         recorder=ctx.extras.get("upstream_recorder"),
+        settings=settings,
     )
     try:
         return await driver.test_connection()
     except HttpUpstreamError as exc:
         raise UpstreamError(f"platform {name!r} ({url}): {exc}") from exc
     finally:
-        close = getattr(driver, "aclose", None)
-        if close is not None:
-            await close()
+        await driver.aclose()
 
 
 # Not a test case, whatever its name says: keep pytest from collecting it where it is imported.
