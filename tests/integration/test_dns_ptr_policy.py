@@ -9,6 +9,7 @@ from pdns_support.launcher import PdnsServer
 
 from vpsbridge.cache.memory import MemoryCache
 from vpsbridge.core.ipam import ptr_name
+from vpsbridge.dns.forward import sync_forward
 from vpsbridge.dns.powerdns import PowerDnsProvider
 from vpsbridge.dns.ptr import ForwardConfirmer, ptr_status, rename_decision, sync_ptrs
 from vpsbridge.dns.records import Change, RRset
@@ -239,3 +240,37 @@ async def test_ptr_status(pdns: PdnsServer, powerdns: PowerDnsProvider) -> None:
     assert status.state == "ok"
     assert status.ptr == "vps2.example.com"
     assert status.zone == CIDR
+
+
+async def test_forward_write_then_ptr_in_one_job(pdns: PdnsServer, powerdns: PowerDnsProvider) -> None:
+    """A negative cached before the forward write never blocks the PTR written after it."""
+    await setup_reverse(pdns)
+    confirmer = ForwardConfirmer(resolver_for(pdns), MemoryCache(), negative_ttl=3600)
+    ips = ["192.0.2.150", "2001:db8::150"]
+    assert await confirmer.confirms("web1.example.com.", ips[0]) is False  # negative now cached
+
+    early = await sync_ptrs(powerdns, ips, "web1.example.com", mode="provision", confirmer=confirmer)
+    assert [e.outcome for e in early.entries] == ["unverified", "unverified"]
+
+    forward = await sync_forward(powerdns, "web1.example.com", ips, confirmer=confirmer)
+    assert forward.ok
+    assert forward.zone == "example.com."
+    report = await sync_ptrs(powerdns, ips, "web1.example.com", mode="provision", confirmer=confirmer)
+    assert [e.outcome for e in report.entries] == ["written", "written"]
+    # And the world agrees: the records really are on the server.
+    assert await resolver_for(pdns).resolves_to("web1.example.com", "2001:db8::150")
+
+
+async def test_forward_prune_and_errors(pdns: PdnsServer, powerdns: PowerDnsProvider) -> None:
+    forward_zone(pdns)
+    await sync_forward(powerdns, "web2.example.com", ["192.0.2.160", "2001:db8::160"], ttl=120)
+    assert await powerdns.get_rrset("example.com.", "web2.example.com.", "AAAA") is not None
+    pruned = await sync_forward(powerdns, "web2.example.com", ["192.0.2.161"])
+    assert pruned.ok
+    assert await powerdns.get_rrset("example.com.", "web2.example.com.", "AAAA") is None
+    a = await powerdns.get_rrset("example.com.", "web2.example.com.", "A")
+    assert a is not None
+    assert a.records == ("192.0.2.161",)
+    homeless = await sync_forward(powerdns, "web.example.net", ["192.0.2.1"])
+    assert not homeless.ok
+    assert "no zone" in (homeless.error or "")

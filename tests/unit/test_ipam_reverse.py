@@ -16,6 +16,7 @@ from vpsbridge.core.ipam import (
     find_zone,
     parse_classless_zone,
     ptr_name,
+    zone_for_name,
     zone_name_problems,
 )
 from vpsbridge.core.ipam.classless import ZoneNameError
@@ -216,3 +217,11 @@ def test_longest_label_suffix_wins(
 
 def test_zone_index_is_reused_for_the_same_list() -> None:
     assert build_zone_index(tuple(ZONES)) is build_zone_index(list(ZONES))
+
+
+def test_zone_for_name_is_label_aware() -> None:
+    zones = ["example.com.", "eu.example.com", "ample.com."]
+    assert zone_for_name("vps1.eu.example.com", zones) == "eu.example.com"
+    assert zone_for_name("VPS1.Example.COM.", zones) == "example.com."
+    assert zone_for_name("example.com", zones) == "example.com."
+    assert zone_for_name("example.org", zones) is None

@@ -4,6 +4,7 @@ Pure functions only (no I/O); the stable names are re-exported here.
 """
 
 from vpsbridge.core.ipam.classless import (
+    ClasslessStyle,
     ClasslessZone,
     ZoneNameError,
     looks_classless,
@@ -11,9 +12,16 @@ from vpsbridge.core.ipam.classless import (
 )
 from vpsbridge.core.ipam.reverse_names import IpLike, labels, normalize_name, parse_ip, ptr_name
 from vpsbridge.core.ipam.zone_hint import ReverseZoneAdvice, reverse_zone_advice, reverse_zone_hint
-from vpsbridge.core.ipam.zone_match import ZoneIndex, build_zone_index, find_zone, zone_name_problems
+from vpsbridge.core.ipam.zone_match import (
+    ZoneIndex,
+    build_zone_index,
+    find_zone,
+    zone_for_name,
+    zone_name_problems,
+)
 
 __all__ = [
+    "ClasslessStyle",
     "ClasslessZone",
     "IpLike",
     "ReverseZoneAdvice",
@@ -29,5 +37,6 @@ __all__ = [
     "ptr_name",
     "reverse_zone_advice",
     "reverse_zone_hint",
+    "zone_for_name",
     "zone_name_problems",
 ]

@@ -139,3 +139,19 @@ def find_zone(ip: IpLike, zone_names: Iterable[str]) -> tuple[str, str] | None:
 def zone_name_problems(zone_names: Iterable[str]) -> list[str]:
     """Readable reasons why some of ``zone_names`` will be ignored (for test-connection screens)."""
     return list(build_zone_index(zone_names).diagnostics)
+
+
+def zone_for_name(name: str, zone_names: Iterable[str]) -> str | None:
+    """The zone (as spelled in ``zone_names``) holding ``name``: the longest label-aware suffix match.
+
+    Used for forward records: ``vps1.eu.example.com`` goes to ``eu.example.com.`` when both it and
+    ``example.com.`` are configured, and never to ``ample.com.``.
+    """
+    index = build_zone_index(zone_names)
+    parts = labels(name)
+    for start in range(len(parts) + 1):
+        candidate = ".".join(parts[start:]) + "." if start < len(parts) else "."
+        found = index.by_canonical.get(candidate)
+        if found is not None:
+            return found
+    return None
