@@ -10,6 +10,7 @@ from vpsbridge.core.ipam.classless import (
     looks_classless,
     parse_classless_zone,
 )
+from vpsbridge.core.ipam.ownership import address_belongs
 from vpsbridge.core.ipam.reverse_names import IpLike, labels, normalize_name, parse_ip, ptr_name
 from vpsbridge.core.ipam.zone_hint import ReverseZoneAdvice, reverse_zone_advice, reverse_zone_hint
 from vpsbridge.core.ipam.zone_match import (
@@ -27,6 +28,7 @@ __all__ = [
     "ReverseZoneAdvice",
     "ZoneIndex",
     "ZoneNameError",
+    "address_belongs",
     "build_zone_index",
     "find_zone",
     "labels",
