@@ -12,9 +12,9 @@ import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeGuard, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from vpsbridge.services.context import AppContext
 
 FINISHED = ("succeeded", "failed", "cancelled")
+LOGS = cast(Table, JobLog.__table__)
 ResetMode = str  # "retry" | "done" | "restart"
 
 
@@ -213,9 +214,9 @@ async def write_log(
     """Add one log line in the caller's transaction (a session or a bare connection)."""
     ts = utcnow()
     result = await executor.execute(
-        insert(JobLog)
+        insert(LOGS)
         .values(job_id=job_id, ts=ts, level=level, step=step, message=message)
-        .returning(JobLog.id)
+        .returning(LOGS.c.id)
     )
     return LogLine(int(result.scalar_one()), job_id, ts, level, step, message)
 

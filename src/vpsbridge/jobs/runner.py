@@ -25,15 +25,15 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 
 from vpsbridge.jobs import lease
 from vpsbridge.jobs.backoff import backoff_seconds
 from vpsbridge.jobs.queue import LogLine, write_log
 from vpsbridge.logs import get_logger
-from vpsbridge.store.models import Job, JobStep, utcnow
+from vpsbridge.store.models import JobStep, utcnow
 from vpsbridge.workflows.base import (
     Done,
     Fail,
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from vpsbridge.services.context import AppContext
 
 LogSink = Callable[[LogLine], None]
+STEPS = cast(Table, JobStep.__table__)
 
 log = get_logger(__name__)
 
@@ -215,9 +216,6 @@ class JobRunner:
                 return
 
     # --- persisting outcomes ----------------------------------------------------------------------
-    def _owned(self, job: _JobView) -> Any:
-        return lease.owned(job.id, job.owner)
-
     def _plan(
         self, job: _JobView, outcome: Outcome, error: bool, now: dt.datetime, *, last: bool
     ) -> tuple[dict[str, Any], str, str | None, str, bool]:
@@ -281,14 +279,12 @@ class JobRunner:
         async with self.app.db.engine.begin() as conn:
             now = await lease.locked_now(conn)
             values, label, detail, message, keep_going = self._plan(job, outcome, error, now, last=last)
-            row = (
-                await conn.execute(self._owned(job).values(**values).returning(Job.cancel_requested))
-            ).first()
+            row = (await lease.update_owned(conn, job.id, job.owner, values, returning=True)).first()
             if row is None:
                 job.lost.set()
                 return False
             await conn.execute(
-                insert(JobStep).values(
+                insert(STEPS).values(
                     job_id=job.id,
                     index=job.step_index,
                     name=step.name,
@@ -303,11 +299,13 @@ class JobRunner:
             level = "info" if label in ("done", "wait") else ("warning" if label == "retry" else "error")
             lines = [await write_log(conn, job.id, message, level=level, step=step.name)]
             if keep_going and row.cancel_requested:
-                await conn.execute(
-                    self._owned(job).values(
-                        status="cancelled", finished_at=now, lease_owner=None, lease_expires_at=None
-                    )
-                )
+                cancelled = {
+                    "status": "cancelled",
+                    "finished_at": now,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                }
+                await lease.update_owned(conn, job.id, job.owner, cancelled)
                 lines.append(await write_log(conn, job.id, "cancelled at a step boundary", level="warning"))
                 keep_going = False
         for item in lines:
@@ -331,7 +329,7 @@ class JobRunner:
             }
             if error is not None:
                 values["last_error"] = error
-            result = await conn.execute(self._owned(job).values(**values))
+            result = await lease.update_owned(conn, job.id, job.owner, values)
             if result.rowcount != 1:
                 return
             line = await write_log(
