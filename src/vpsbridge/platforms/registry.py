@@ -22,7 +22,7 @@ from vpsbridge.platforms.base import Platform, missing_capability_methods
 log = structlog.stdlib.get_logger("vpsbridge.platforms")
 
 #: Modules whose import registers a built-in driver.
-BUILTIN_DRIVER_MODULES: tuple[str, ...] = ("vpsbridge.platforms.dummy",)
+BUILTIN_DRIVER_MODULES: tuple[str, ...] = ("vpsbridge.platforms.dummy", "vpsbridge.platforms.virtfusion")
 
 _drivers: dict[str, type[Platform]] = {}
 _loaded = False
