@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 
 from pdns_support.admin import admin_client, create_zone
 from pdns_support.launcher import PdnsServer
 
 from vpsbridge.cache.memory import MemoryCache
 from vpsbridge.core.ipam import ptr_name
+from vpsbridge.dns.errors import DnsUnavailable
 from vpsbridge.dns.forward import sync_forward
 from vpsbridge.dns.powerdns import PowerDnsProvider
 from vpsbridge.dns.ptr import ForwardConfirmer, ptr_status, rename_decision, sync_ptrs
-from vpsbridge.dns.records import Change, RRset
+from vpsbridge.dns.records import ApplyResult, Change, RRset
 from vpsbridge.dns.resolver import ForwardResolver
 from vpsbridge.http import UpstreamRecord
 
@@ -274,3 +276,31 @@ async def test_forward_prune_and_errors(pdns: PdnsServer, powerdns: PowerDnsProv
     homeless = await sync_forward(powerdns, "web.example.net", ["192.0.2.1"])
     assert not homeless.ok
     assert "no zone" in (homeless.error or "")
+
+
+async def test_a_failed_write_keeps_decisions_already_made(pdns: PdnsServer) -> None:
+    """The write times out after the rename rule was applied: only the addresses being written are errors."""
+    await setup_reverse(pdns)
+
+    class WriteTimesOut(PowerDnsProvider):
+        async def apply(self, zone: str, changes: Sequence[Change]) -> ApplyResult:
+            raise DnsUnavailable("powerdns: PATCH timed out", provider=self.name, zone=zone)
+
+    writer = PowerDnsProvider.from_config(
+        url=pdns.api_url, credentials={"api_key": pdns.api_key}, settings={}
+    )
+    await writer.apply(PARENT, [Change.replace(f"130.{PARENT}", "PTR", "custom.customer.net.")])
+    await writer.aclose()
+    provider = WriteTimesOut.from_config(url=pdns.api_url, credentials={"api_key": pdns.api_key}, settings={})
+    try:
+        report = await sync_ptrs(
+            provider,
+            ["192.0.2.130", "192.0.2.131"],
+            "new.example.com",
+            mode="rename",
+            old_hostname="old.example.com",
+        )
+    finally:
+        await provider.aclose()
+    assert [e.outcome for e in report.entries] == ["preserved", "error"]
+    assert "timed out" in report.entries[1].message

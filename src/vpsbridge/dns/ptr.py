@@ -197,6 +197,7 @@ async def sync_ptrs(
     for zone, members in placement.by_zone.items():
         entries = {ip: PtrEntry(ip, "unchanged", zone=zone, owner=owner) for ip, owner in members}
         changes: dict[str, Change] = {}
+        reading = True
         try:
             current: dict[str, RRset | None] = {}
             if mode in ("rename", "reconcile"):
@@ -230,6 +231,7 @@ async def sync_ptrs(
                 changes[ip] = Change.replace(
                     owner, "PTR", target, ttl=ttl or provider.default_ttl, comment=comment
                 )
+            reading = False
             if changes:
                 result = await provider.apply(zone, list(changes.values()))
                 report.requests += result.requests
@@ -246,8 +248,10 @@ async def sync_ptrs(
                 if result.messages:
                     report.zone_messages.setdefault(zone, []).extend(result.messages)
         except DnsError as exc:
+            # A failed read leaves every address of the zone undecided; a failed write only the
+            # addresses that were being written (a preserved custom PTR stays "preserved").
             for ip in entries:
-                if ip in changes or mode in ("rename", "reconcile"):
+                if reading or ip in changes:
                     entries[ip].outcome, entries[ip].message = "error", str(exc)
             report.zone_messages.setdefault(zone, []).append(str(exc))
         report.entries.extend(entries.values())
