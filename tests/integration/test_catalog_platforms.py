@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -170,3 +171,15 @@ async def test_platform_connection_test_names_missing_scopes(ctx: AppContext) ->
     rejected = await platforms.test_platform(ctx, "rejected")
     assert rejected.ok is False
     assert any(c.name == "authentication" and not c.ok for c in rejected.checks)
+
+
+async def test_concurrent_creates_of_one_name_give_one_conflict(ctx: AppContext) -> None:
+    """Both pre-checks may pass at once on PostgreSQL; the unique constraint still yields a Conflict."""
+    results = await asyncio.gather(
+        *(platforms.create_platform(ctx, _platform(), ACTOR) for _ in range(3)), return_exceptions=True
+    )
+    created = [r for r in results if isinstance(r, platforms.PlatformOut)]
+    conflicts = [r for r in results if isinstance(r, Conflict)]
+    assert len(created) == 1
+    assert len(conflicts) == 2, results
+    assert [r.action for r in await audit_rows(ctx)] == ["platform.create"]

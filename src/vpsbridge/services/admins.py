@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Conflict, Invalid, NotFound
+from vpsbridge.services.lookup import flush_or_conflict
 from vpsbridge.services.schemas import AdminOut
 from vpsbridge.store.models import Admin, utcnow
 
@@ -59,7 +60,7 @@ async def create_admin(ctx: AppContext, username: str, password: str, actor: Act
             raise Conflict(f"an operator account named {name!r} already exists")
         row = Admin(username=name, password_hash=_hasher.hash(password))
         session.add(row)
-        await session.flush()
+        await flush_or_conflict(session, f"an operator account named {name!r} already exists")
         await record(session, actor, "admin.create", "admin", row.id, {"username": name})
         return admin_out(row)
 

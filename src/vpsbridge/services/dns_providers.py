@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Conflict, Invalid
 from vpsbridge.services.inputs import changes, parse_input
-from vpsbridge.services.lookup import Ref, check_name, find_by_ref
+from vpsbridge.services.lookup import Ref, check_name, find_by_ref, flush_or_conflict
 from vpsbridge.services.schemas import DnsProviderCreate, DnsProviderOut, DnsProviderUpdate
 from vpsbridge.store.models import DnsProvider, DnsZone
 
@@ -72,7 +72,7 @@ async def create_dns_provider(
             enabled=spec.enabled,
         )
         session.add(row)
-        await session.flush()
+        await flush_or_conflict(session, f"a DNS provider named {spec.name!r} already exists")
         details = spec.model_dump(exclude={"credentials"})
         details["has_credentials"] = row.credentials_enc is not None
         await record(session, actor, "dns_provider.create", "dns_provider", row.id, details)
@@ -115,7 +115,7 @@ async def update_dns_provider(
                 row.credentials_enc = ctx.secrets.encrypt_json(value) if value else None
             else:
                 setattr(row, field, value)
-        await session.flush()
+        await flush_or_conflict(session, f"a DNS provider named {row.name!r} already exists")
         details = {"fields": sorted(patch), "values": {k: v for k, v in patch.items() if k != "credentials"}}
         await record(session, actor, "dns_provider.update", "dns_provider", row.id, details)
         return dns_provider_out(row, await _zone_count(session, row.id))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpsbridge.services.errors import Conflict, Invalid, NotFound
@@ -40,3 +41,16 @@ async def find_by_ref(session: AsyncSession, model: type[M], ref: Ref, *, label:
     if len(rows) > 1:
         raise Conflict(f"more than one {label} is named {text!r}; use its id")
     return rows[0]
+
+
+async def flush_or_conflict(session: AsyncSession, message: str) -> None:
+    """Flush, turning a constraint violation into :class:`Conflict`.
+
+    The services check uniqueness and references before writing, which gives the best messages;
+    this catches the race the checks cannot see (two operators creating the same name at the same
+    moment on PostgreSQL), where the database constraint is the final judge.
+    """
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(message) from None

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Conflict, Invalid, UpstreamError
 from vpsbridge.services.inputs import changes, parse_input
-from vpsbridge.services.lookup import Ref, check_name, find_by_ref
+from vpsbridge.services.lookup import Ref, check_name, find_by_ref, flush_or_conflict
 from vpsbridge.services.schemas import PlatformCreate, PlatformOut, PlatformUpdate
 from vpsbridge.store.models import IpPool, Platform, Product, Server
 
@@ -86,7 +86,7 @@ async def create_platform(
             enabled=spec.enabled,
         )
         session.add(row)
-        await session.flush()
+        await flush_or_conflict(session, f"a platform named {spec.name!r} already exists")
         details = spec.model_dump(exclude={"credentials"})
         details["has_credentials"] = row.credentials_enc is not None
         await record(session, actor, "platform.create", LABEL, row.id, details)
@@ -127,7 +127,7 @@ async def update_platform(
             else:
                 setattr(row, field, value)
             changed.append(field)
-        await session.flush()
+        await flush_or_conflict(session, f"a platform named {row.name!r} already exists")
         details: dict[str, Any] = {"fields": sorted(changed)}
         details["values"] = {k: v for k, v in patch.items() if k != "credentials"}
         await record(session, actor, "platform.update", LABEL, row.id, details)
@@ -152,6 +152,7 @@ async def delete_platform(ctx: AppContext, ref: Ref, actor: Actor) -> None:
             )
         await record(session, actor, "platform.delete", LABEL, row.id, {"name": row.name})
         await session.delete(row)
+        await flush_or_conflict(session, f"platform {row.name!r} is still in use")
 
 
 async def platform_credentials(ctx: AppContext, ref: Ref) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Conflict, Invalid, NotFound
 from vpsbridge.services.inputs import changes, parse_input
-from vpsbridge.services.lookup import Ref, check_name, find_by_ref
+from vpsbridge.services.lookup import Ref, check_name, find_by_ref, flush_or_conflict
 from vpsbridge.services.schemas import IpPoolCreate, IpPoolOut, IpPoolUpdate
 from vpsbridge.store.models import IpAddress, IpPool, Platform
 
@@ -222,7 +222,7 @@ async def create_pool(ctx: AppContext, data: IpPoolCreate | Mapping[str, Any], a
         values["platform_id"] = await _platform_id(session, spec.platform)
         row = IpPool(**values)
         session.add(row)
-        await session.flush()
+        await flush_or_conflict(session, f"an IP pool named {spec.name!r} already exists")
         await record(session, actor, "pool.create", "ip_pool", row.id, values)
         return await _out(session, row)
 
@@ -278,7 +278,7 @@ async def update_pool(
             await _check_assigned_inside(session, row.id, values)
         for field, value in values.items():
             setattr(row, field, value)
-        await session.flush()
+        await flush_or_conflict(session, f"an IP pool named {row.name!r} already exists")
         await record(
             session, actor, "pool.update", "ip_pool", row.id,
             {"fields": sorted(patch), "values": {k: values.get(k, v) for k, v in patch.items()}},
@@ -327,3 +327,4 @@ async def delete_pool(ctx: AppContext, ref: Ref, actor: Actor) -> None:
             )
         await record(session, actor, "pool.delete", "ip_pool", row.id, {"name": row.name})
         await session.delete(row)
+        await flush_or_conflict(session, f"IP pool {row.name!r} still has addresses")

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Conflict, Invalid, NotFound
 from vpsbridge.services.inputs import changes, parse_input
-from vpsbridge.services.lookup import Ref, find_by_ref
+from vpsbridge.services.lookup import Ref, find_by_ref, flush_or_conflict
 from vpsbridge.services.schemas import ProductCreate, ProductOut, ProductUpdate
 from vpsbridge.store.models import Platform, Product, Service
 
@@ -99,7 +99,9 @@ async def _create(session: AsyncSession, spec: ProductCreate, actor: Actor) -> P
     values["dns_zone"] = _normalise_zone(spec.dns_zone)
     row = Product(platform_id=platform.id, **values)
     session.add(row)
-    await session.flush()
+    await flush_or_conflict(
+        session, f"another product already has billing product id {spec.billing_product_id!r}"
+    )
     details = dict(values, platform_id=platform.id)
     await record(session, actor, "product.create", LABEL, row.id, details)
     return product_out(row, platform.name)
@@ -147,7 +149,9 @@ async def _update(session: AsyncSession, row: Product, patch: dict[str, Any], ac
         patch["dns_zone"] = _normalise_zone(patch["dns_zone"])
     for field, value in patch.items():
         setattr(row, field, value)
-    await session.flush()
+    await flush_or_conflict(
+        session, f"another product already has billing product id {row.billing_product_id!r}"
+    )
     await record(session, actor, "product.update", LABEL, row.id, {"fields": sorted(patch), "values": patch})
     return await _out(session, row)
 
@@ -167,6 +171,7 @@ async def delete_product(ctx: AppContext, ref: Ref, actor: Actor) -> None:
             )
         await record(session, actor, "product.delete", LABEL, row.id, {"name": row.name})
         await session.delete(row)
+        await flush_or_conflict(session, f"product {row.name!r} is still in use")
 
 
 async def upsert_product_from_billing(
