@@ -91,7 +91,7 @@ async def test_unreachable_nameserver_is_an_error_not_an_answer() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-        resolver = ForwardResolver(nameservers=["127.0.0.1"], port=port, timeout=0.5)
+        resolver = ForwardResolver(nameservers=["127.0.0.1"], port=port, timeout=0.2)
         result = await resolver.lookup("vps1.example.com.")
     assert result.status == "error"
     assert not result.definite
