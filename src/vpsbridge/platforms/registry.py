@@ -22,7 +22,11 @@ from vpsbridge.platforms.base import Platform, missing_capability_methods
 log = structlog.stdlib.get_logger("vpsbridge.platforms")
 
 #: Modules whose import registers a built-in driver.
-BUILTIN_DRIVER_MODULES: tuple[str, ...] = ("vpsbridge.platforms.dummy", "vpsbridge.platforms.virtfusion")
+BUILTIN_DRIVER_MODULES: tuple[str, ...] = (
+    "vpsbridge.platforms.dummy",
+    "vpsbridge.platforms.virtfusion",
+    "vpsbridge.platforms.proxmox",
+)
 
 _drivers: dict[str, type[Platform]] = {}
 _loaded = False
