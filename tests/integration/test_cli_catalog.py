@@ -170,3 +170,15 @@ def test_keys_generate_and_rotate(cli: CliRunner, tmp_path: Path, monkeypatch: p
         keys_now = read_key_file(tmp_path / KEY_FILE_NAME)
         assert len(keys_now) == 2
         assert keys_now[1] == file_keys[0]
+
+
+def test_unmigrated_database_gives_a_hint_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VPSBRIDGE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.setenv("VPSBRIDGE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("VPSBRIDGE_ENCRYPTION_KEYS", raising=False)
+    result = CliRunner().invoke(_app(), ["platform", "list"])
+    assert result.exit_code == 1
+    assert "run `vpsbridge migrate`" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)

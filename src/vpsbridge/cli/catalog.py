@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from vpsbridge.config import load_settings
 from vpsbridge.services import admins, dns_providers, keys, platforms, pools, products, tokens
@@ -73,8 +74,9 @@ def _fail(message: str) -> typer.Exit:
 def _with_context(typer_ctx: typer.Context, fn: Callable[[AppContext], Awaitable[T]]) -> T:
     """Build the AppContext from ``--config``, run ``fn`` on a fresh loop, always close it.
 
-    Service errors (and secrets that no key can read) become a message and exit code 1;
-    a ConfigError is left to ``cli.main.main()`` (exit code 2).
+    Service errors, secrets that no key can read and database failures (an unmigrated schema, an
+    unreachable server) become a message and exit code 1; a ConfigError is left to
+    ``cli.main.main()`` (exit code 2).
     """
     obj = typer_ctx.obj if isinstance(typer_ctx.obj, dict) else {}
     settings = load_settings(obj.get("config"))
@@ -90,6 +92,16 @@ def _with_context(typer_ctx: typer.Context, fn: Callable[[AppContext], Awaitable
         return asyncio.run(runner())
     except (ServiceError, SecretDecryptError) as exc:
         raise _fail(str(exc)) from None
+    except DBAPIError as exc:
+        first_line = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        raise _fail(
+            f"database error: {first_line}\n"
+            "If the schema is missing or older than this version, run `vpsbridge migrate` first."
+        ) from None
+    except OSError as exc:
+        raise _fail(
+            f"cannot reach the database ({settings.effective_database_url.split('@')[-1]}): {exc}"
+        ) from None
 
 
 def _print_json(data: Any) -> None:
