@@ -107,6 +107,16 @@ async def _drop_database(name: str) -> None:
         await conn.close()
 
 
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of the whole machine, from /proc/stat (None where it does not exist)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -183,7 +193,7 @@ class Bench:
             await asyncio.sleep(0.1)
         raise SystemExit(f"jobs did not finish within {timeout:.0f}s")
 
-    async def throughput(self) -> float:
+    async def throughput(self) -> tuple[float, float]:
         from sqlalchemy import func, insert, select
 
         from vpsbridge.jobs import wakeup
@@ -202,16 +212,21 @@ class Bench:
             }
             for i in range(count)
         ]
+        before = _cpu_times()
         async with self.db.session() as session:
             await session.execute(insert(Job), rows)
             await wakeup.pg_notify(session)
         await self.wait_done(count, timeout=600)
+        after = _cpu_times()
+        busy = float("nan")
+        if before is not None and after is not None and after[1] > before[1]:
+            busy = 100.0 * (after[0] - before[0]) / (after[1] - before[1])
         async with self.db.session() as session:
             first = await session.scalar(select(func.min(Job.run_at)))
             last = await session.scalar(select(func.max(Job.finished_at)))
         assert first is not None
         assert last is not None
-        return count / (last - first).total_seconds()
+        return count / (last - first).total_seconds(), busy
 
     async def latency(self) -> list[float]:
         from sqlalchemy import select
@@ -240,12 +255,18 @@ class Bench:
     async def run_one(self, workers: int) -> dict[str, float]:
         procs = self.start_workers(workers)
         try:
-            rate = await self.throughput()
+            rate, busy = await self.throughput()
             lat = await self.latency()
         finally:
             self.stop_workers(procs)
         await self.clear()
-        return {"workers": workers, "rate": rate, "p50": _percentile(lat, 50), "p99": _percentile(lat, 99)}
+        return {
+            "workers": workers,
+            "rate": rate,
+            "cpu": busy,
+            "p50": _percentile(lat, 50),
+            "p99": _percentile(lat, 99),
+        }
 
 
 async def _orchestrate(args: argparse.Namespace) -> None:
@@ -277,13 +298,32 @@ async def _orchestrate(args: argparse.Namespace) -> None:
             f"{args.concurrency} concurrent jobs per worker process; latency from {args.probes} spaced probes"
         )
     )
-    for column in ("worker processes", "jobs/s", "claim latency p50 (ms)", "claim latency p99 (ms)"):
+    columns = (
+        "worker processes",
+        "jobs/s",
+        "machine CPU busy",
+        "claim latency p50 (ms)",
+        "claim latency p99 (ms)",
+    )
+    for column in columns:
         table.add_column(column, justify="right")
     for r in results:
-        table.add_row(str(int(r["workers"])), f"{r['rate']:.1f}", f"{r['p50']:.1f}", f"{r['p99']:.1f}")
+        table.add_row(
+            str(int(r["workers"])),
+            f"{r['rate']:.1f}",
+            f"{r['cpu']:.0f}%",
+            f"{r['p50']:.1f}",
+            f"{r['p99']:.1f}",
+        )
     console.print(table)
     ratio = results[1]["rate"] / results[0]["rate"]
     console.print(f"throughput ratio 4:1 = {ratio:.2f}x (on {os.cpu_count()} CPU cores)")
+    if results[0]["cpu"] > 90:
+        console.print(
+            "note: one worker process already kept the machine's CPUs busy (worker + PostgreSQL); the 4:1 "
+            "ratio here is bounded by the CPU count, not by the engine; it shows scaling where cores are "
+            "spare."
+        )
 
 
 def main() -> None:
