@@ -100,3 +100,17 @@ def test_scale_out_mode_requires_configured_keys(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="VPSBRIDGE_ENCRYPTION_KEYS"):
         load_keys(settings)
     assert not (tmp_path / KEY_FILE_NAME).exists()
+
+
+def _first_key(data_dir: str) -> str:
+    return load_keys(load_settings(data_dir=data_dir))[0]
+
+
+def test_processes_starting_together_share_one_key(tmp_path: Path) -> None:
+    """Web and worker started at once on a fresh install must not each invent their own key."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        keys = pool.map(_first_key, [str(tmp_path)] * 8)
+    assert len(set(keys)) == 1
+    assert read_key_file(tmp_path / KEY_FILE_NAME) == [keys[0]]
