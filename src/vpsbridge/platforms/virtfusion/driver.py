@@ -337,7 +337,7 @@ class VirtFusionPlatform(Platform):
         body = await self.server_body(spec, int(owner["id"]))
         created = await self.client.create_server(body)
         ref = ServerRef(external_id=str(created["id"]), node=str(created.get("hypervisorId") or "") or None)
-        result = {"server_id": int(created["id"]), "user_id": int(owner["id"]), "server": created}
+        result = {"server_id": int(created["id"]), "user_id": int(owner["id"]), "server_object": created}
         if not spec.os_template:
             return _done("create", ref, **result)
         handle = await self.build(

@@ -304,7 +304,7 @@ class VirtFusionState:
         hv_id = self.next_id("hypervisor")
         # 198.18.0.0/15 (RFC 2544, benchmarking) gives every hypervisor its own /24 without ever
         # colliding with a real network.
-        net = ipaddress.ip_network(f"198.18.{hv_id}.0/24")
+        net = ipaddress.ip_network(f"198.{18 + hv_id // 256 % 2}.{hv_id % 256}.0/24")
         pool = [str(ip) for ip in itertools.islice(net.hosts(), 9, 9 + ipv4_count)]
         hv = Hypervisor(
             id=hv_id,
