@@ -20,7 +20,17 @@ ActorType = Literal["admin", "token", "cli", "bridge", "client", "system"]
 ACTOR_TYPES: tuple[str, ...] = ("admin", "token", "cli", "bridge", "client", "system")
 
 #: Keys whose values are replaced before a details dict is stored, as a last line of defence.
-_SECRET_WORDS = ("password", "secret", "token", "credential", "api_key", "apikey", "key")
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "apikey", "api_key", "private_key")
+_SECRET_WORDS += ("authorization",)
+#: ...unless the key only *describes* a secret (``token_prefix``, ``has_credentials``).
+_DESCRIPTIVE_SUFFIXES = ("_id", "_prefix", "_name", "_type", "_count", "_scope")
+
+
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    if lowered.startswith("has_") or lowered.endswith(_DESCRIPTIVE_SUFFIXES):
+        return False
+    return any(word in lowered for word in _SECRET_WORDS)
 
 
 @dataclass(frozen=True)
@@ -53,8 +63,7 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            lowered = str(key).lower()
-            if any(word in lowered for word in _SECRET_WORDS) and not isinstance(item, bool | list):
+            if _is_secret_key(str(key)) and item is not None and not isinstance(item, bool):
                 out[str(key)] = "[redacted]"
             else:
                 out[str(key)] = _scrub(item)
