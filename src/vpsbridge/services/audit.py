@@ -20,8 +20,8 @@ ActorType = Literal["admin", "token", "cli", "bridge", "client", "system"]
 ACTOR_TYPES: tuple[str, ...] = ("admin", "token", "cli", "bridge", "client", "system")
 
 #: Keys whose values are replaced before a details dict is stored, as a last line of defence.
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "apikey", "api_key", "private_key")
-_SECRET_WORDS += ("authorization",)
+_SECRET_WORDS: tuple[str, ...] = ("password", "passwd", "secret", "token", "credential", "apikey")
+_SECRET_WORDS += ("api_key", "private_key", "authorization")
 #: ...unless the key only *describes* a secret (``token_prefix``, ``has_credentials``).
 _DESCRIPTIVE_SUFFIXES = ("_id", "_prefix", "_name", "_type", "_count", "_scope")
 
