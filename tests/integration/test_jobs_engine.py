@@ -252,3 +252,47 @@ async def test_list_jobs_filters(app: AppContext) -> None:
     assert [j.id for j in await queue.list_jobs(app, status="cancelled")] == [a]
     assert [j.id for j in await queue.list_jobs(app, kind="t.fail")] == [b]
     assert [j.id for j in await queue.list_jobs(app, status=["queued", "cancelled"])] == [b, a]
+
+
+async def test_cancel_parked_job_ends_it_at_once_and_frees_its_resource(app: AppContext) -> None:
+    job_id = await queue.enqueue(app, "t.wait", {"wait": 6000}, resource_key="server:5")  # 60 s wait
+    w = worker(app)
+    run = asyncio.create_task(w.run_forever())
+    for _ in range(300):
+        job = await queue.get_job(app, job_id)
+        assert job is not None
+        if queue.display_status(job) == "waiting":
+            break
+        await asyncio.sleep(0.01)
+    assert (job.status, job.resource_key) == ("running", "server:5")  # parked, still holding the server
+    assert await queue.cancel(app, job_id, OPERATOR) == "cancelled"
+    other = await queue.enqueue(app, "t.three", {}, resource_key="server:5")
+    for _ in range(300):
+        done = await queue.get_job(app, other)
+        if done is not None and done.status == "succeeded":
+            break
+        await asyncio.sleep(0.01)
+    w.request_stop()
+    await run
+    assert done is not None
+    assert done.status == "succeeded"
+
+
+async def test_heartbeats_keep_a_long_step_from_being_taken_over(app: AppContext, record_file: Path) -> None:
+    # A 1.5 s step under a 0.6 s lease, with a second worker polling for expired leases meanwhile.
+    await queue.enqueue(app, "t.long", {"sleep": 1.5})
+    first, second = worker(app), Worker(app, concurrency=2, worker_id="w2", periodic=False)
+    await asyncio.gather(first.run_until_idle(timeout=30), second.run_until_idle(timeout=30))
+    assert [r[1] for r in read_records(record_file)] == ["first", "second"]
+    jobs = await jobs_by_id(app)
+    assert [j.status for j in jobs.values()] == ["succeeded"]
+
+
+async def test_one_worker_runs_many_jobs_at_once(app: AppContext) -> None:
+    for _ in range(8):
+        await queue.enqueue(app, "t.long", {"sleep": 0.4})
+    started = asyncio.get_running_loop().time()
+    await Worker(app, concurrency=8, worker_id="w", periodic=False).run_until_idle(timeout=30)
+    elapsed = asyncio.get_running_loop().time() - started
+    assert elapsed < 3 * 2 * 0.4  # run one after another, 8 jobs of two 0.4 s steps take 6.4 s
+    assert {j.status for j in (await jobs_by_id(app)).values()} == {"succeeded"}

@@ -222,7 +222,7 @@ async def write_log(
 
 
 async def cancel(target: Target, job_id: int, actor: Actor) -> str:
-    """Cancel a job: a queued job is cancelled at once; a running one at its next step boundary.
+    """Cancel a job: a queued or parked job is cancelled at once; a running one at its next step boundary.
 
     Returns the job's status afterwards (``cancelled`` or ``running`` with the request recorded).
     Cancelling a finished job is an error an operator should see, not a silent no-op.
@@ -234,9 +234,12 @@ async def cancel(target: Target, job_id: int, actor: Actor) -> str:
         if job.status in FINISHED:
             raise JobError(f"job {job_id} is already {job.status}")
         now = utcnow()
-        if job.status == "queued":
+        if job.status == "queued" or job.lease_owner is None:
+            # Queued, or parked between steps (Wait / retry backoff): no worker holds it, so it can
+            # end now instead of when it wakes up; its resource is freed at once.
             job.status = "cancelled"
             job.finished_at = now
+            job.lease_expires_at = None
             message = "cancelled by operator"
         else:
             job.cancel_requested = True
