@@ -117,7 +117,7 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
             if fault.kind == "malformed":
                 return Response('{"data": {"id": 1', status_code=200, media_type="application/json")
             if fault.kind == "rate_limit":
-                headers = {"Retry-After": str(int(fault.seconds) or 1)}
+                headers = {"Retry-After": str(max(0, int(fault.seconds)))}
                 return JSONResponse({"msg": "Too Many Attempts."}, status_code=429, headers=headers)
             return JSONResponse({"msg": "Server Error"}, status_code=fault.status)
         auth = request.headers.get("authorization", "")
@@ -310,7 +310,7 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
         count = 1 if ipv4 is None else ipv4
         hv = sim.place(int(group_id or 0), memory, cores, storage + extra_storage, count)
         if request.query_params.get("dryRun") in ("true", "1"):
-            return ok({"data": {"valid": True, "hypervisorId": hv.id}}, 200)
+            return ok({"data": {"valid": True, "hypervisorId": hv.id}}, 201)
         server = Server(
             id=sim.next_id("server", 1),
             owner_id=int(user_id or 0),

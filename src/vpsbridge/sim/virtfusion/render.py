@@ -281,7 +281,7 @@ def server(s: Server, state: VirtFusionState, *, remote_state: bool = False, pas
     settings: dict[str, Any] = {
         "osTemplateInstall": True,
         "osTemplateInstallId": s.os_template_id,
-        "encryptedPassword": "sim-encrypted" if s.password else None,
+        "encryptedPassword": "sim-encrypted-" + s.uuid[:8],
         "backupPlan": None,
         "uefi": False,
         "uefiType": 0,
@@ -304,7 +304,7 @@ def server(s: Server, state: VirtFusionState, *, remote_state: bool = False, pas
             ).split()
         }
         | {"vendorIdValue": "KVM VM", "spinlocksValue": 8191, "clockEnabled": 0},
-        "extended": {"cpuFlags": {}},
+        "extended": {"cpuFlags": {"topoext": "1", "svm": "1", "vmx": "1"}},
         "machineType": "inherit",
         "pciPorts": 16,
         "resources": {"memory": s.memory, "storage": s.storage, "traffic": s.traffic, "cpuCores": s.cpu_cores},

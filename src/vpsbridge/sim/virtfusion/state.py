@@ -389,7 +389,14 @@ class VirtFusionState:
         for pool in hv.other_storage:
             used = sum(s.storage for s in servers if s.storage_profile == pool.storage_type)
             other.append(
-                {"id": pool.id, "enabled": pool.enabled, "name": pool.name, "storageType": pool.storage_type}
+                {
+                    "id": pool.id,
+                    "name": pool.name,
+                    "enabled": int(pool.enabled),
+                    "path": None,
+                    "storageType": pool.storage_type,
+                    "isDatastore": True,
+                }
                 | block("GB", pool.max_gb, used)
             )
         return {
