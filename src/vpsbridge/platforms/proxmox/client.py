@@ -39,7 +39,7 @@ from vpsbridge.http.errors import (
     UpstreamUnavailable,
 )
 from vpsbridge.http.record import Recorder
-from vpsbridge.platforms.errors import ServerLocked
+from vpsbridge.platforms.errors import InvalidRequest, ServerLocked
 from vpsbridge.platforms.proxmox.errors import TaskFailed, TaskTimeout, VmidTaken
 from vpsbridge.platforms.proxmox.upid import exit_ok, parse_upid
 
@@ -51,6 +51,16 @@ TICKET_LIFETIME_S = 90 * 60
 _MISSING_RE = re.compile(r"Configuration file '[^']*qemu-server/\d+\.conf' does not exist|no such task")
 _TAKEN_RE = re.compile(r"VM \d+ already exists|config file already exists")
 _LOCKED_RE = re.compile(r"VM is locked|can't lock file .* got timeout|is locked \(", re.IGNORECASE)
+#: Sentences of HTTP 500 answers that are definite refusals (state or request is wrong), not outages.
+#: Anything not listed stays "unknown", the safe default.
+_REFUSED_RE = re.compile(
+    r"is running - destroy failed|can't clone VM to node|uses local storage|not running$|already running"
+    r"|is not online|can't migrate running VM|shrinking disks is not supported|protection mode enabled"
+    r"|you can't |not enough free space|does not support vm images|no such cluster node"
+    r"|storage '[^']+' does not exist|disk '[^']+' does not exist|IPSet '[^']+' already exists"
+    r"|no such IPSet|not allowed for linked clones"
+)
+_RETRY_LATER_RE = re.compile(r"detected modified configuration")
 _NODE_RE = re.compile(r"^/nodes/([^/]+)")
 _logging_in: contextvars.ContextVar[bool] = contextvars.ContextVar("proxmox_logging_in", default=False)
 
@@ -224,8 +234,10 @@ class ProxmoxClient(UpstreamClient):
         }
         if _TAKEN_RE.search(text) and response.status_code < 501:
             return VmidTaken(error.message, **kwargs)
-        if _LOCKED_RE.search(text) and response.status_code < 501:
+        if (_LOCKED_RE.search(text) or _RETRY_LATER_RE.search(text)) and response.status_code < 501:
             return ServerLocked(error.message, **kwargs)
+        if response.status_code == 500 and _REFUSED_RE.search(text):
+            return InvalidRequest(error.message, **kwargs)
         return error
 
     async def _attempt(self, method: str, path: str, **kwargs: Any) -> Any:

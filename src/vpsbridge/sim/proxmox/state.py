@@ -825,6 +825,9 @@ class ProxmoxState:
     def _delete_key(self, vm: SimVM, node: SimNode, key: str) -> None:
         value = vm.config.pop(key, None)
         vm.pending.pop(key, None)
+        if value is not None and re.fullmatch(r"unused\d+", key):
+            self.free_volume(node, value)  # deleting an unused entry destroys the volume
+            return
         if value is None or not re.fullmatch(r"(ide|sata|scsi|virtio)\d+", key):
             return
         drive = parse_drive(key, value)
