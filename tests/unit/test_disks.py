@@ -103,7 +103,7 @@ def test_volume_format(volid: str, storage_type: str | None, expected: str) -> N
 
 @pytest.mark.parametrize("volid", ["local:iso/debian.iso", "local:100/vm-100-disk-0.img", "/dev/sdb", "none"])
 def test_volume_format_rejects_unknown(volid: str) -> None:
-    with pytest.raises(ValueError, match="volume id|unsupported format"):
+    with pytest.raises(ValueError, match=r"volume id|unsupported format"):
         volume_format(volid)
 
 

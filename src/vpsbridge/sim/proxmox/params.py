@@ -209,7 +209,6 @@ ENDPOINTS: dict[str, dict[str, P]] = {
         **_VM,
         "skiplock": BOOL,
         "timeout": P(type="integer", minimum=0, maximum=86400),
-        "forcecpu": P(),
         "machine": P(),
         "migratedfrom": P(format="pve-node"),
         "migration_network": P(format="CIDR"),
