@@ -113,3 +113,15 @@ async def test_job_log_purge_keeps_lines_of_unfinished_jobs(app: AppContext) -> 
     async with app.db.session() as session:
         left = (await session.scalars(select(JobLog.message).where(JobLog.step.is_(None)))).all()
     assert sorted(left) == ["new, finished", "old, pending"]
+
+
+async def test_shortened_interval_takes_effect_at_once(app: AppContext, record_file: Path) -> None:
+    app.settings.task_intervals = only_tasks(t_tick=10_000)  # 100 s after time_scale
+    assert await run_task(app, "t_tick") is not None
+    assert await run_task(app, "t_tick") is None
+    assert await periodic.fire_due(app) == []
+    # The operator shortens the interval: the old "next run in 100 s" must not hold it back.
+    app.settings.task_intervals = only_tasks(t_tick=100)
+    assert await periodic.fire_due(app) == ["t_tick"]
+    assert await periodic.fire_due(app) == []
+    assert len(read_records(record_file)) == 1

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -131,13 +131,33 @@ async def _ensure_row(session: AsyncSession, name: str) -> None:
         pass  # another process created it first
 
 
-async def _take_turn(session: AsyncSession, name: str, interval: float, *, force: bool) -> bool:
-    """Advance the schedule if the task is due (or ``force``); True when this caller should run it."""
-    await _ensure_row(session, name)
-    now = await locked_now(session)
+def _is_due(next_run: dt.datetime | None, now: dt.datetime, interval: float) -> bool:
+    """Due: never run, time reached, or scheduled further out than the (since shortened) interval."""
+    if next_run is None:
+        return True
+    return next_run <= now or next_run > now + dt.timedelta(seconds=interval)
+
+
+async def _take_turn(
+    session: AsyncSession,
+    name: str,
+    interval: float,
+    *,
+    force: bool,
+    now: dt.datetime,
+    seen: dt.datetime | None,
+) -> bool:
+    """Advance the schedule from ``seen`` (the ``next_run_at`` this caller read) if it is due.
+
+    The UPDATE is a compare-and-swap on the value read: of several workers that read the same
+    schedule, exactly one changes it, whatever their clocks or the order their transactions ran in.
+    """
+    if not force and not _is_due(seen, now, interval):
+        return False
+    column = PeriodicTask.next_run_at
     stmt = update(PeriodicTask).where(PeriodicTask.name == name)
     if not force:
-        stmt = stmt.where(or_(PeriodicTask.next_run_at.is_(None), PeriodicTask.next_run_at <= now))
+        stmt = stmt.where(column.is_(None) if seen is None else column == seen)
     next_run = now + dt.timedelta(seconds=interval) if interval > 0 else None
     result = await session.execute(
         stmt.values(next_run_at=next_run, updated_at=now).execution_options(synchronize_session=False)
@@ -145,17 +165,32 @@ async def _take_turn(session: AsyncSession, name: str, interval: float, *, force
     return getattr(result, "rowcount", 0) == 1
 
 
+async def _schedules(session: AsyncSession) -> dict[str, dt.datetime | None]:
+    rows = await session.execute(select(PeriodicTask.name, PeriodicTask.next_run_at))
+    return {name: next_run for name, next_run in rows}
+
+
 async def fire_due(app: AppContext) -> list[str]:
-    """Queue a job for every enabled task that is due; returns the names fired by this caller."""
+    """Queue a job for every enabled task that is due; returns the names fired by this caller.
+
+    One transaction per call; schedules are read first so that a poll where nothing is due writes
+    nothing (every worker calls this once per poll).
+    """
+    enabled = {name: task.interval(app.settings) for name, task in _TASKS.items()}
+    enabled = {name: interval for name, interval in enabled.items() if interval > 0}
+    if not enabled:
+        return []
     fired = []
-    for task in list(_TASKS.values()):
-        interval = task.interval(app.settings)
-        if interval <= 0:
-            continue
-        async with app.db.session() as session:
-            if await _take_turn(session, task.name, interval, force=False):
-                await enqueue(session, JOB_PREFIX + task.name, {}, dedupe_key=JOB_PREFIX + task.name)
-                fired.append(task.name)
+    async with app.db.session() as session:
+        now = await locked_now(session)
+        scheduled = await _schedules(session)
+        for name, interval in enabled.items():
+            if name not in scheduled:
+                await _ensure_row(session, name)
+            seen = scheduled.get(name)
+            if await _take_turn(session, name, interval, force=False, now=now, seen=seen):
+                await enqueue(session, JOB_PREFIX + name, {}, dedupe_key=JOB_PREFIX + name)
+                fired.append(name)
     return fired
 
 
@@ -178,7 +213,10 @@ async def run_task(
     if interval <= 0 and not force:
         return None
     async with app.db.session() as session:
-        if not await _take_turn(session, name, interval, force=force):
+        now = await locked_now(session)
+        await _ensure_row(session, name)
+        seen = (await _schedules(session)).get(name)
+        if not await _take_turn(session, name, interval, force=force, now=now, seen=seen):
             return None
 
     async def write(message: str, level: str = "info") -> None:
