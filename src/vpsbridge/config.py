@@ -33,6 +33,7 @@ ENV_PREFIX = "VPSBRIDGE_"
 DEFAULT_TASK_INTERVALS: dict[str, int] = {
     "upstream_log_purge": 3600,
     "job_log_purge": 3600,
+    "dns_reconcile": 86400,
 }
 
 
@@ -103,6 +104,16 @@ class Settings(BaseSettings):
     upstream_read_timeout: float = Field(default=30.0, gt=0)
     upstream_log_retention_days: int = Field(default=14, ge=0)
     upstream_log_body_bytes: int = Field(default=4096, ge=0)
+
+    # --- DNS ----------------------------------------------------------------------------------
+    dns_resolvers: list[str] = Field(
+        default_factory=list, description="Nameservers for forward confirmation; empty = the system's."
+    )
+    dns_resolver_port: int = Field(default=53, ge=1, le=65535)
+    dns_resolver_timeout: float = Field(default=3.0, gt=0)
+    dns_fcrdns_positive_ttl: float = Field(default=300.0, ge=0, description="Cache a confirmation.")
+    dns_fcrdns_negative_ttl: float = Field(default=30.0, ge=0, description="Cache a non-confirmation.")
+    dns_ptr_private: bool = Field(default=False, description="Also write PTRs for private addresses.")
 
     # --- logs ---------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = "info"
