@@ -29,11 +29,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 
-from conftest import require_shared  # noqa: E402
-from test_virtfusion_driver import KEY, built_server, finish  # noqa: E402
-from virtfusion_support import make_driver, make_sim, spec  # noqa: E402
+from test_virtfusion_driver import KEY, built_server, finish
+from virtfusion_support import make_driver, make_sim, spec
 
-from vpsbridge.sim.virtfusion import Fault  # noqa: E402
+from conftest import require_shared
+from vpsbridge.sim.virtfusion import Fault
 
 SPEC_PATH = "specs/virtfusion-openapi.yaml"
 #: Places where the spec's own examples of the same server object disagree, so anything goes there:
@@ -185,21 +185,37 @@ async def exercise_everything(driver: Any, state: Any) -> None:
     """Drive every operation the driver has, including the failing paths."""
     await driver.test_connection()
     await driver.validate(spec())
-    done = await built_server(driver, ssh_keys=(KEY,), extra={
-        "package_id": 2, "swap": 1, "user": {"name": "Ada", "email": "ada@example.net"},
-        "options": {"Memory": "2", "CPU Cores": "2", "Storage": "60", "Bandwidth": "500",
-                    "Inbound Network Speed": "1000", "Outbound Network Speed": "1000",
-                    "Network Type": "0", "Storage Type": "0", "Firewall Rulesets": "1,2",
-                    "Additional Storage": "10", "Additional Storage Type": "0"},
-    })
+    done = await built_server(
+        driver,
+        ssh_keys=(KEY,),
+        extra={
+            "package_id": 2,
+            "swap": 1,
+            "user": {"name": "Ada", "email": "ada@example.net"},
+            "options": {
+                "Memory": "2",
+                "CPU Cores": "2",
+                "Storage": "60",
+                "Bandwidth": "500",
+                "Inbound Network Speed": "1000",
+                "Outbound Network Speed": "1000",
+                "Network Type": "0",
+                "Storage Type": "0",
+                "Firewall Rulesets": "1,2",
+                "Additional Storage": "10",
+                "Additional Storage Type": "0",
+            },
+        },
+    )
     ref = done.server
     await driver.server_info(ref)
     await driver.server_info(ref, live=True)
     await finish(driver, await driver.power(ref, "restart"))
     await driver.suspend(ref)
     await driver.unsuspend(ref)
-    await driver.change_package(ref, spec(extra={"package_id": 3, "options": {"Memory": "6", "CPU Cores": "5",
-                                                                              "Bandwidth": "0"}}))
+    await driver.change_package(
+        ref, spec(extra={"package_id": 3, "options": {"Memory": "6", "CPU Cores": "5", "Bandwidth": "0"}})
+    )
     reset = await driver.reset_password(ref, send_mail=False)
     await finish(driver, reset.task)
     await driver.rename(ref, "web1.example.net", name="Renamed")
@@ -262,9 +278,9 @@ async def test_every_driver_request_and_simulator_answer_follow_the_spec(openapi
 
 
 def test_a_wrong_shape_fails_the_derived_schema(openapi: dict[str, Any]) -> None:
-    example = openapi["paths"]["/packages/{packageId}"]["get"]["responses"]["200"]["content"]["application/json"][
-        "example"
-    ]
+    example = openapi["paths"]["/packages/{packageId}"]["get"]["responses"]["200"]["content"][
+        "application/json"
+    ]["example"]
     schema = derive(example)
     jsonschema.validate(example, schema)
     missing = copy.deepcopy(example)

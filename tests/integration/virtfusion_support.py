@@ -32,14 +32,15 @@ class TimedASGITransport(httpx2.AsyncBaseTransport):
             raise httpx2.ReadTimeout("simulated read timeout", request=request) from None
         body = await response.aread()
         self.exchanges.append((request, response, body))
-        return httpx2.Response(
-            response.status_code, headers=response.headers, content=body, request=request
-        )
+        return httpx2.Response(response.status_code, headers=response.headers, content=body, request=request)
 
 
 def make_sim(**kwargs: Any) -> tuple[VirtFusionState, Any]:
-    state = VirtFusionState(task_seconds=kwargs.pop("task_seconds", 0.05),
-                            ipv6_delay_seconds=kwargs.pop("ipv6_delay_seconds", 0.05), **kwargs).seed_demo()
+    state = VirtFusionState(
+        task_seconds=kwargs.pop("task_seconds", 0.05),
+        ipv6_delay_seconds=kwargs.pop("ipv6_delay_seconds", 0.05),
+        **kwargs,
+    ).seed_demo()
     return state, create_app(state)
 
 
@@ -51,8 +52,13 @@ def make_driver(
         url=PANEL,
         credentials={"token": token},
         transport=transport,
-        settings={"max_retries": 1, "retry_wait_initial": 0.01, "hypervisor_group_id": 1, "package_id": 1,
-                  **(settings or {})},
+        settings={
+            "max_retries": 1,
+            "retry_wait_initial": 0.01,
+            "hypervisor_group_id": 1,
+            "package_id": 1,
+            **(settings or {}),
+        },
     )
     return driver, transport
 

@@ -301,9 +301,7 @@ class VirtFusionClient(UpstreamClient):
 
     async def add_traffic_block(self, server_id: int, *, month: int, amount_gb: int) -> None:
         body = {"month": int(month), "amount": int(amount_gb)}
-        await self._request(
-            "POST", f"/servers/{int(server_id)}/traffic/blocks", json=body, expect_json=False
-        )
+        await self._request("POST", f"/servers/{int(server_id)}/traffic/blocks", json=body, expect_json=False)
 
     async def remove_traffic_block(self, server_id: int, block_id: int) -> None:
         await self._request(

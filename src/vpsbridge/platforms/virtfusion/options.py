@@ -85,7 +85,9 @@ def resolve_names(overrides: Mapping[str, str] | None) -> dict[str, str]:
     names = dict(DEFAULT_OPTION_NAMES)
     for key, value in (overrides or {}).items():
         if key not in DEFAULT_OPTION_NAMES:
-            raise OptionError(f"unknown option field {key!r}; known: {', '.join(sorted(DEFAULT_OPTION_NAMES))}")
+            raise OptionError(
+                f"unknown option field {key!r}; known: {', '.join(sorted(DEFAULT_OPTION_NAMES))}"
+            )
         names[key] = str(value)
     return names
 

@@ -62,7 +62,9 @@ async def body_of(request: Request) -> dict[str, Any]:
     return body
 
 
-def int_field(body: dict[str, Any], name: str, *, required: bool = True, minimum: int | None = None) -> int | None:
+def int_field(
+    body: dict[str, Any], name: str, *, required: bool = True, minimum: int | None = None
+) -> int | None:
     value = body.get(name)
     if value is None:
         if required:
@@ -152,7 +154,14 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
     async def groups(request: Request) -> Response:
         page, per_page = page_args(request)
         items = [render.group(g) for g in sim.groups.values()]
-        return ok(render.paginate(items, page=page, per_page=per_page, url=str(request.url.remove_query_params(["page", "results"]))))
+        return ok(
+            render.paginate(
+                items,
+                page=page,
+                per_page=per_page,
+                url=str(request.url.remove_query_params(["page", "results"])),
+            )
+        )
 
     async def group_one(request: Request) -> Response:
         g = sim.groups.get(path_int(request, "gid"))
@@ -359,10 +368,14 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
         os_id = int_field(body, "operatingSystemId")
         template = sim.templates.get(int(os_id or 0))
         if template is None or (template.packages and server.package_id not in template.packages):
-            raise SimError(422, "os", errors=["The selected operating system is not available for this server."])
+            raise SimError(
+                422, "os", errors=["The selected operating system is not available for this server."]
+            )
         keys = body.get("sshKeys") or []
         if not isinstance(keys, list) or any(
-            not isinstance(k, int) or sim.ssh_keys.get(k) is None or sim.ssh_keys[k].user_id != server.owner_id
+            not isinstance(k, int)
+            or sim.ssh_keys.get(k) is None
+            or sim.ssh_keys[k].user_id != server.owner_id
             for k in keys
         ):
             raise SimError(422, "keys", errors=["One or more SSH keys are invalid for this user."])
@@ -448,7 +461,9 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
         elif what == "cpuCores":
             cores = int(int_field(body, "cores", minimum=1) or 0)
             if not sim.fits(hv, 0, max(0, cores - server.cpu_cores), 0, 0, servers=0):
-                raise SimError(422, "capacity", errors=["The hypervisor does not have enough free CPU cores."])
+                raise SimError(
+                    422, "capacity", errors=["The hypervisor does not have enough free CPU cores."]
+                )
             server.cpu_cores = cores
         elif what == "traffic":
             traffic = int_field(body, "traffic", minimum=0)
@@ -466,7 +481,9 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
         body = await body_of(request)
         user = body.get("user")
         if user not in ("root", "Administrator"):
-            raise SimError(422, "user", errors=["The user field is required and must be root or Administrator."])
+            raise SimError(
+                422, "user", errors=["The user field is required and must be root or Administrator."]
+            )
         if server.state != "complete":
             raise SimError(422, "not built", errors=["The server has not been built."])
         expected = secrets.token_urlsafe(15)
@@ -528,7 +545,9 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
         start, end = render.period(server.created)
         months = []
         for n in range(2):
-            rx, tx = (server.rx_bytes, server.tx_bytes) if n == 0 else (server.rx_bytes // 3, server.tx_bytes // 3)
+            rx, tx = (
+                (server.rx_bytes, server.tx_bytes) if n == 0 else (server.rx_bytes // 3, server.tx_bytes // 3)
+            )
             months.append(
                 {
                     "month": 2 - n,
@@ -537,8 +556,12 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
                     "rx": rx,
                     "tx": tx,
                     "total": rx + tx,
-                    "limit": server.traffic + sum(b.amount_gb for b in server.blocks if b.month == 1) if n == 0 else server.traffic,
-                    "blocks": [{"id": b.id, "traffic": b.amount_gb} for b in server.blocks if n == 0 and b.month == 1],
+                    "limit": server.traffic + sum(b.amount_gb for b in server.blocks if b.month == 1)
+                    if n == 0
+                    else server.traffic,
+                    "blocks": [
+                        {"id": b.id, "traffic": b.amount_gb} for b in server.blocks if n == 0 and b.month == 1
+                    ],
                 }
             )
         return ok({"data": {"monthly": months}})
@@ -566,7 +589,14 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
             }
             for b in server.blocks
         ]
-        return ok({"data": {"assigned": assigned, "available": {"total": 12, "current": months["1"], "months": months}}})
+        return ok(
+            {
+                "data": {
+                    "assigned": assigned,
+                    "available": {"total": 12, "current": months["1"], "months": months},
+                }
+            }
+        )
 
     async def blocks_post(request: Request) -> Response:
         server = sim.server(path_int(request, "sid"))
@@ -689,7 +719,11 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
                         "term": now.strftime("%B %Y"),
                         "previousTerm": "",
                         "nextTerm": "",
-                        "period": {"ymd": start.date().isoformat(), "start": start.isoformat(), "end": now.isoformat()},
+                        "period": {
+                            "ymd": start.date().isoformat(),
+                            "start": start.isoformat(),
+                            "end": now.isoformat(),
+                        },
                         "showHourlyRate": False,
                         "showMonthlyRate": False,
                     },
@@ -727,7 +761,10 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
         if ref1 is not None and (isinstance(ref1, bool) or not isinstance(ref1, int)):
             raise SimError(422, "reference_1", errors=["The reference 1 must be an integer."])
         credit = Credit(
-            id=sim.next_id("credit"), user_id=user.id, tokens=float(tokens), reference_1=ref1,
+            id=sim.next_id("credit"),
+            user_id=user.id,
+            tokens=float(tokens),
+            reference_1=ref1,
             reference_2=body.get("reference_2"),
         )
         sim.credits[credit.id] = credit

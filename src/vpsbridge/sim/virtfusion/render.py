@@ -36,7 +36,9 @@ def paginate(items: list[dict[str, Any]], *, page: int, per_page: int, url: str)
 
     links = [{"url": page_url(page - 1 if page > 1 else None), "label": "&laquo; Previous", "active": False}]
     links += [{"url": page_url(n), "label": str(n), "active": n == page} for n in range(1, last + 1)]
-    links.append({"url": page_url(page + 1 if page < last else None), "label": "Next &raquo;", "active": False})
+    links.append(
+        {"url": page_url(page + 1 if page < last else None), "label": "Next &raquo;", "active": False}
+    )
     first_index = (page - 1) * per_page + 1 if chunk else None
     return {
         "current_page": page,
@@ -219,7 +221,7 @@ def _interface(server: Server, state: VirtFusionState, hv_gateway: str) -> dict[
         "type": "public",
         "driver": 1,
         "processQueues": None,
-        "mac": "00:16:3E:%02X:%02X:%02X" % (server.id >> 16 & 255, server.id >> 8 & 255, server.id & 255),
+        "mac": f"00:16:3E:{server.id >> 16 & 255:02X}:{server.id >> 8 & 255:02X}:{server.id & 255:02X}",
         "ipv4ToMac": None,
         "ipv6ToMac": None,
         "inTrafficCount": True,
@@ -271,7 +273,9 @@ def period(created: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     return start, end
 
 
-def server(s: Server, state: VirtFusionState, *, remote_state: bool = False, password: bool = False) -> dict[str, Any]:
+def server(
+    s: Server, state: VirtFusionState, *, remote_state: bool = False, password: bool = False
+) -> dict[str, Any]:
     hv = state.hypervisors[s.hypervisor_id]
     owner = state.users[s.owner_id]
     group_ = state.groups[hv.group_id]
@@ -298,16 +302,35 @@ def server(s: Server, state: VirtFusionState, *, remote_state: bool = False, pas
         "memBalloon": {"model": 1, "autoDeflate": 0, "freePageReporting": 0},
         "hyperv": {
             key: False if key in ("enabled", "passthrough") else 0
-            for key in (
-                "enabled passthrough relaxed vapic spinlocks vpindex runtime synic stimer reset vendorId "
-                "frequencies reenlightenment tlbflush ipi evmcs"
-            ).split()
+            for key in [
+                "enabled",
+                "passthrough",
+                "relaxed",
+                "vapic",
+                "spinlocks",
+                "vpindex",
+                "runtime",
+                "synic",
+                "stimer",
+                "reset",
+                "vendorId",
+                "frequencies",
+                "reenlightenment",
+                "tlbflush",
+                "ipi",
+                "evmcs",
+            ]
         }
         | {"vendorIdValue": "KVM VM", "spinlocksValue": 8191, "clockEnabled": 0},
         "extended": {"cpuFlags": {"topoext": "1", "svm": "1", "vmx": "1"}},
         "machineType": "inherit",
         "pciPorts": 16,
-        "resources": {"memory": s.memory, "storage": s.storage, "traffic": s.traffic, "cpuCores": s.cpu_cores},
+        "resources": {
+            "memory": s.memory,
+            "storage": s.storage,
+            "traffic": s.traffic,
+            "cpuCores": s.cpu_cores,
+        },
     }
     if password and s.password:
         settings["decryptedPassword"] = s.password
@@ -363,7 +386,8 @@ def server(s: Server, state: VirtFusionState, *, remote_state: bool = False, pas
             "topology": {"enabled": False, "sockets": 1, "cores": 1, "threads": 1, "dies": 1},
         },
         "customXML": {
-            part: {"xml": "", "enabled": False} for part in ("domain", "os", "devices", "features", "clock", "cpuTune")
+            part: {"xml": "", "enabled": False}
+            for part in ("domain", "os", "devices", "features", "clock", "cpuTune")
         },
         "qemuCommandline": [],
         "qemuAgent": {"os": {"screen": ""}},
@@ -377,7 +401,10 @@ def server(s: Server, state: VirtFusionState, *, remote_state: bool = False, pas
         },
         "backupPlan": {"id": None, "name": None},
         "vnc": {"ip": hv.ip, "port": s.vnc_port, "enabled": s.vnc_enabled},
-        "network": {"interfaces": [_interface(s, state, hv.ipv4_pool[0].rsplit(".", 1)[0] + ".1")], "secondaryInterfaces": []},
+        "network": {
+            "interfaces": [_interface(s, state, hv.ipv4_pool[0].rsplit(".", 1)[0] + ".1")],
+            "secondaryInterfaces": [],
+        },
         "storage": [
             {
                 "_id": s.id * 10,

@@ -24,7 +24,12 @@ class SimError(Exception):
     """An API error answer: ``status`` plus the body in the spec's shapes (``msg`` or ``errors[]``)."""
 
     def __init__(
-        self, status: int, message: str, *, errors: list[str] | None = None, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        errors: list[str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -328,7 +333,9 @@ class VirtFusionState:
         return package
 
     def add_template(self, category: str, name: str, version: str, **values: Any) -> Template:
-        template = Template(id=self.next_id("template"), category=category, name=name, version=version, **values)
+        template = Template(
+            id=self.next_id("template"), category=category, name=name, version=version, **values
+        )
         self.templates[template.id] = template
         return template
 
@@ -413,7 +420,9 @@ class VirtFusionState:
             "network": {"total": {"ipv4": {"free": len(self.free_ipv4(hv))}}},
         }
 
-    def fits(self, hv: Hypervisor, memory: int, cores: int, storage: int, ipv4: int, *, servers: int = 1) -> bool:
+    def fits(
+        self, hv: Hypervisor, memory: int, cores: int, storage: int, ipv4: int, *, servers: int = 1
+    ) -> bool:
         if not hv.enabled or hv.prohibit or not hv.commissioned or hv.maintenance:
             return False
         res = self.resources(hv)
@@ -431,7 +440,9 @@ class VirtFusionState:
         if group_id not in self.groups or not self.groups[group_id].enabled:
             raise SimError(422, "invalid hypervisor group", errors=["Invalid or disabled hypervisor group"])
         candidates = [
-            hv for hv in self.hypervisors.values() if hv.group_id == group_id and self.fits(hv, memory, cores, storage, ipv4)
+            hv
+            for hv in self.hypervisors.values()
+            if hv.group_id == group_id and self.fits(hv, memory, cores, storage, ipv4)
         ]
         if not candidates:
             raise SimError(
@@ -486,7 +497,9 @@ class VirtFusionState:
             raise SimError(422, "email taken", errors=["The email has already been taken."])
         if ext is not None and any(u.ext_relation_id == ext for u in self.users.values()):
             raise SimError(422, "ext taken", errors=["The ext relation id has already been taken."])
-        user = User(id=self.next_id("user"), name=name, email=email, ext_relation_id=ext, self_service=self_service)
+        user = User(
+            id=self.next_id("user"), name=name, email=email, ext_relation_id=ext, self_service=self_service
+        )
         self.users[user.id] = user
         return user
 
@@ -521,7 +534,12 @@ class VirtFusionState:
         self.add_template("Ubuntu", "Ubuntu Server", "22.04 LTS", icon="ubuntu_logo.png")
         self.add_template("AlmaLinux", "AlmaLinux", "9", icon="alma_logo.png")
         self.add_template(
-            "Windows", "Windows Server", "2022", variant="Standard", type="windows", icon="windows_logo.png",
+            "Windows",
+            "Windows Server",
+            "2022",
+            variant="Standard",
+            type="windows",
+            icon="windows_logo.png",
             packages=(3, 4),
         )
         return self
