@@ -115,6 +115,15 @@ class Settings(BaseSettings):
     dns_fcrdns_negative_ttl: float = Field(default=30.0, ge=0, description="Cache a non-confirmation.")
     dns_ptr_private: bool = Field(default=False, description="Also write PTRs for private addresses.")
 
+    # --- WHMCS API (vpsbridge reporting back to billing) ---------------------------------------
+    whmcs_url: str | None = Field(default=None, description="WHMCS system URL, e.g. https://billing.example.com/.")
+    whmcs_api_identifier: str | None = Field(default=None, description="WHMCS API credential identifier.")
+    whmcs_api_secret: SecretStr | None = Field(default=None, description="WHMCS API credential secret.")
+    whmcs_api_access_key: SecretStr | None = Field(
+        default=None, description="WHMCS $api_access_key (instead of an IP allow-list entry)."
+    )
+    whmcs_verify_tls: bool = Field(default=True, description="Verify the WHMCS TLS certificate.")
+
     # --- logs ---------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
