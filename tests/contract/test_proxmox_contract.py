@@ -218,6 +218,27 @@ async def test_every_driver_request_matches_the_schema(schema: Schema) -> None:
         assert expected in seen, expected
 
 
+async def test_driver_passes_a_simulator_checking_with_the_official_schema(schema: Schema) -> None:
+    env = make_env()
+    env.sim.use_schema(require_shared("specs/pve-apidoc.json"))
+    assert env.sim.param_tables is not None
+    assert "POST /nodes/{node}/qemu/{vmid}/clone" in env.sim.param_tables
+    await _exercise(env)
+    await env.driver.aclose()
+    # and the derived tables do reject what Proxmox rejects
+    from vpsbridge.sim.proxmox.params import validate
+
+    tables = env.sim.param_tables
+    endpoint = "POST /nodes/{node}/qemu/{vmid}/clone"
+    base = {"node": "pve1", "vmid": "9000", "newid": "120"}
+    assert validate(endpoint, base, tables) == {}
+    assert set(validate(endpoint, {**base, "fulll": "1"}, tables)) == {"fulll"}
+    assert set(validate(endpoint, {**base, "format": "vdi"}, tables)) == {"format"}
+    config = "POST /nodes/{node}/qemu/{vmid}/config"
+    assert validate(config, {"node": "pve1", "vmid": "100", "net7": "virtio,bridge=vmbr0"}, tables) == {}
+    assert set(validate(config, {"node": "pve1", "vmid": "100", "sshkeys": "a b"}, tables)) == {"sshkeys"}
+
+
 def test_simulator_parameter_tables_follow_the_schema(schema: Schema) -> None:
     problems: list[str] = []
     for endpoint, table in ENDPOINTS.items():

@@ -101,7 +101,7 @@ class ProxmoxSimApp:
                 if key in params and params[key] != value:
                     raise PveError(400, "Parameter verification failed.", {key: "duplicate parameter"})
             merged = {**params, **path_params}
-            errors = validate(f"{method} {endpoint}", merged)
+            errors = validate(f"{method} {endpoint}", merged, sim.param_tables)
             if errors:
                 raise PveError(400, "Parameter verification failed.", errors)
             if "node" in path_params:

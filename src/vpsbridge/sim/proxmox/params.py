@@ -9,9 +9,12 @@ follow the PVE 9 API schema, and a contract test compares them with it whenever 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 _NODE = r"[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?"
 _STORAGE = r"[a-zA-Z][a-zA-Z0-9\-_.]*[a-zA-Z0-9]"
@@ -392,8 +395,23 @@ def check_value(spec: P, value: str) -> str | None:
     return None
 
 
-def spec_for(endpoint: str, name: str) -> P | None:
-    """The spec of ``name`` for an endpoint, including the VM config keys of config writes."""
+Tables = dict[str, dict[str, P]]
+
+
+def spec_for(endpoint: str, name: str, tables: Tables | None = None) -> P | None:
+    """The spec of ``name`` for an endpoint, including the VM config keys of config writes.
+
+    With ``tables`` (derived from the official schema) those win; indexed names such as ``net[n]``
+    match ``net0``, ``net1`` ...
+    """
+    if tables is not None and endpoint in tables:
+        table = tables[endpoint]
+        if name in table:
+            return table[name]
+        for key, spec in table.items():
+            if key.endswith("[n]") and re.fullmatch(re.escape(key[:-3]) + r"\d+", name):
+                return spec
+        return None
     table = ENDPOINTS.get(endpoint, {})
     if name in table:
         return table[name]
@@ -406,14 +424,14 @@ def spec_for(endpoint: str, name: str) -> P | None:
     return None
 
 
-def validate(endpoint: str, params: Mapping[str, str]) -> dict[str, str]:
+def validate(endpoint: str, params: Mapping[str, str], tables: Tables | None = None) -> dict[str, str]:
     """Per-parameter errors for a request (empty when valid), as Proxmox reports them."""
     errors: dict[str, str] = {}
-    table = ENDPOINTS.get(endpoint)
+    table = tables.get(endpoint) if tables is not None and endpoint in tables else ENDPOINTS.get(endpoint)
     if table is None:
         return errors
     for name, value in params.items():
-        spec = spec_for(endpoint, name)
+        spec = spec_for(endpoint, name, tables)
         if spec is None:
             errors[name] = (
                 "property is not defined in schema and the schema does not allow additional properties"
@@ -423,6 +441,55 @@ def validate(endpoint: str, params: Mapping[str, str]) -> dict[str, str]:
         if problem:
             errors[name] = problem
     for name, spec in table.items():
-        if not spec.optional and name not in params:
+        if not spec.optional and not name.endswith("[n]") and name not in params:
             errors[name] = "property is missing and it is not optional"
     return errors
+
+
+def _perl_pattern(pattern: str) -> str | None:
+    converted = pattern.replace("(?^:", "(?:").replace("(?^i:", "(?i:")
+    try:
+        re.compile(converted)
+    except re.error:
+        return None
+    return converted
+
+
+def _from_schema(spec: Mapping[str, Any]) -> P:
+    fmt = spec.get("format")
+    return P(
+        type=str(spec.get("type", "string")),
+        optional=bool(spec.get("optional")),
+        enum=tuple(str(e) for e in spec.get("enum", ())),
+        pattern=_perl_pattern(str(spec["pattern"])) if "pattern" in spec else None,
+        format=fmt if isinstance(fmt, str) else None,
+        minimum=float(spec["minimum"]) if "minimum" in spec else None,
+        maximum=float(spec["maximum"]) if "maximum" in spec else None,
+        max_length=int(spec["maxLength"]) if "maxLength" in spec else None,
+    )
+
+
+def tables_from_schema(path: str | Path) -> Tables:
+    """Parameter tables for the implemented endpoints, derived from Proxmox's API schema file.
+
+    The file is the ``apidoc.js`` tree as JSON (``path``, ``info``, ``children``). Endpoints missing
+    from it keep the simulator's own table.
+    """
+    flat: dict[str, Mapping[str, Any]] = {}
+
+    def walk(node: Mapping[str, Any]) -> None:
+        for method, info in (node.get("info") or {}).items():
+            flat[f"{method} {node['path']}"] = info
+        for child in node.get("children") or []:
+            walk(child)
+
+    for root in json.loads(Path(path).read_text(encoding="utf-8")):
+        walk(root)
+    tables: Tables = {}
+    for endpoint in ENDPOINTS:
+        info = flat.get(endpoint)
+        if info is None:
+            continue
+        props = (info.get("parameters") or {}).get("properties") or {}
+        tables[endpoint] = {name: _from_schema(spec) for name, spec in props.items()}
+    return tables

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vpsbridge.core.disks import (
@@ -35,6 +36,7 @@ from vpsbridge.core.disks import (
     parse_volid,
 )
 from vpsbridge.platforms.proxmox.upid import format_upid
+from vpsbridge.sim.proxmox.params import Tables, tables_from_schema
 
 #: Task durations in seconds (before ``time_scale``), by task type.
 DEFAULT_DURATIONS: dict[str, float] = {
@@ -250,8 +252,14 @@ class ProxmoxState:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.vnc_tickets: dict[str, tuple[int, int, float]] = {}
         self.mac_prefix = "BC:24:11"
+        #: Parameter tables derived from the official API schema (see :meth:`use_schema`).
+        self.param_tables: Tables | None = None
         self._clock_offset = 0.0
         self._pid = itertools.count(0x1000)
+
+    def use_schema(self, path: str | Path) -> None:
+        """Check parameters against Proxmox's own API schema file instead of the built-in tables."""
+        self.param_tables = tables_from_schema(path)
 
     # --- clock and tasks ---
 
