@@ -7,6 +7,7 @@ The simulator runs with 50 ms tasks so builds, power actions and the late IPv6 s
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any
 
 import pytest
@@ -93,6 +94,13 @@ async def test_registry_builds_the_driver_with_its_ca_bundle(tmp_path: Any) -> N
     assert d.verify == str(bundle)
     assert d.client.base_url == PANEL + "/api/v1"
     await d.aclose()
+    # the catalog stores an uploaded certificate as PEM text: that works too
+    pem = create_driver("virtfusion", url=PANEL, credentials={"token": "t"}, ca_bundle=bundle.read_text())
+    await pem.aclose()
+    with pytest.raises(ssl.SSLError):
+        create_driver(
+            "virtfusion", url=PANEL, credentials={"token": "t"}, ca_bundle="-----BEGIN CERTIFICATE-----x"
+        )
     # the bundle is really loaded: a missing file fails at once instead of silently trusting nothing
     with pytest.raises(FileNotFoundError):
         create_driver(

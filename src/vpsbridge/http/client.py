@@ -79,10 +79,13 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def _verify_option(verify: bool | str | Path) -> bool | ssl.SSLContext:
-    """``True``/``False`` or a CA bundle path (self-signed Proxmox/VirtFusion certificates)."""
+    """``True``/``False``, a CA bundle path or PEM text (self-signed Proxmox/VirtFusion certificates)."""
     if isinstance(verify, bool):
         return verify
-    return ssl.create_default_context(cafile=str(verify))
+    text = str(verify)
+    if "-----BEGIN" in text:  # the PEM itself, as the catalog stores an uploaded CA certificate
+        return ssl.create_default_context(cadata=text)
+    return ssl.create_default_context(cafile=text)
 
 
 class _RetryableError(Exception):
