@@ -165,3 +165,51 @@ async def test_faults_latency_and_offline_nodes(api: tuple[httpx2.AsyncClient, P
     started = time.monotonic()
     await c.get("/version")
     assert time.monotonic() - started >= 0.05
+
+
+async def test_control_endpoints_and_task_faults(api: tuple[httpx2.AsyncClient, ProxmoxState]) -> None:
+    c, sim = api
+    sim.time_scale = 0
+    ctl = "https://pve/_sim"
+    state = body(await c.get(f"{ctl}/state"))
+    assert sorted(state["nodes"]) == ["pve1", "pve2", "pve3"]
+    assert [v["vmid"] for v in state["vms"]] == [9000, 9001, 9002]
+    assert (await c.post(f"{ctl}/faults", json={"path": "^/nodes$", "status": 596})).status_code == 200
+    assert (await c.get("/nodes")).status_code == 596
+    assert (await c.post(f"{ctl}/nodes/pve3", json={"online": False})).status_code == 200
+    assert not sim.nodes["pve3"].online
+    assert (
+        await c.post(f"{ctl}/tasks", json={"type": "qmclone", "error": "disk image corrupt"})
+    ).status_code == 200
+    upid = body(await c.post("/nodes/pve1/qemu/9000/clone", data={"newid": "170"}))["data"]
+    status = body(await c.get(f"/nodes/pve1/tasks/{upid}/status"))["data"]
+    assert status["exitstatus"] == "clone failed: disk image corrupt"
+    assert 170 not in sim.vms  # cleaned up like a real failed clone
+    await c.post(f"{ctl}/tasks", json={"type": "qmclone", "error": None})
+    upid = body(await c.post("/nodes/pve1/qemu/9000/clone", data={"newid": "171"}))["data"]
+    sim.advance(3600)
+    assert body(await c.get(f"/nodes/pve1/tasks/{upid}/status"))["data"]["status"] == "running"
+    assert sim.vms[171].lock == "clone"
+    await c.post(f"{ctl}/settings", json={"file_lock_probability": 1})
+    r = await c.put("/nodes/pve1/qemu/9001/config", data={"description": "x"})
+    assert "got timeout" in body(r)["message"]
+    assert (await c.post(f"{ctl}/nope", json={})).status_code == 404
+    assert (await c.post(f"{ctl}/faults", json={})).status_code == 400
+
+
+async def test_storage_lock_contention_and_failed_migration_unlocks(
+    api: tuple[httpx2.AsyncClient, ProxmoxState],
+) -> None:
+    c, sim = api
+    sim.time_scale = 0
+    sim.storage_lock_probability = 1.0
+    upid = body(await c.post("/nodes/pve1/qemu/9000/clone", data={"newid": "180"}))["data"]
+    status = body(await c.get(f"/nodes/pve1/tasks/{upid}/status"))["data"]
+    assert "pve-storage-local-lvm' - got timeout" in status["exitstatus"]
+    sim.storage_lock_probability = 0.0
+    await c.post("/nodes/pve1/qemu/9000/clone", data={"newid": "181"})
+    sim.fail_next_task("qmigrate", "migration problems")
+    upid = body(await c.post("/nodes/pve1/qemu/181/migrate", data={"target": "pve2"}))["data"]
+    assert body(await c.get(f"/nodes/pve1/tasks/{upid}/status"))["data"]["exitstatus"] == "migration problems"
+    assert sim.vms[181].node == "pve1"
+    assert sim.vms[181].lock is None

@@ -71,6 +71,8 @@ class ProxmoxSimApp:
         sim = self.state
         method = request.method
         path = request.url.path
+        if path.startswith("/_sim"):
+            return await self.control(request, path[len("/_sim") :])
         if path.startswith(PREFIX):
             path = path[len(PREFIX) :] or "/"
         delay = sim.latency_for(method, path)
@@ -546,6 +548,95 @@ class ProxmoxSimApp:
 
         r("GET", "/nodes/{node}/tasks/{upid}/status", task_status)
         r("GET", "/nodes/{node}/tasks/{upid}/log", task_log)
+
+    # --- test and demo knobs (not part of the Proxmox API) ---
+
+    async def control(self, request: Request, path: str) -> Response:
+        """``/_sim/...``: inspect the cluster and inject faults from outside the process.
+
+        ``GET /_sim/state``; ``POST``/``DELETE /_sim/faults``; ``POST /_sim/latency``;
+        ``POST /_sim/nodes/{name}`` (``online``); ``POST /_sim/vms/{vmid}`` (``ignore_acpi``,
+        ``hold_lock_seconds``); ``POST /_sim/tasks`` (``type``, ``error``, ``times``);
+        ``POST /_sim/settings`` (``time_scale``, ``file_lock_probability``, ``storage_lock_probability``).
+        """
+        sim = self.state
+        body: dict[str, Any] = {}
+        if request.method == "POST":
+            try:
+                body = json.loads(await request.body() or b"{}")
+            except ValueError:
+                return JSONResponse({"error": "body must be JSON"}, status_code=400)
+        try:
+            if request.method == "GET" and path == "/state":
+                sim.tick()
+                return JSONResponse(self.summary())
+            if path == "/faults" and request.method == "DELETE":
+                sim.faults.clear()
+                return JSONResponse({"ok": True})
+            if path == "/faults" and request.method == "POST":
+                sim.add_fault(
+                    str(body["path"]),
+                    method=str(body.get("method", "*")),
+                    kind=str(body.get("kind", "status")),
+                    status=int(body.get("status", 500)),
+                    message=body.get("message"),
+                    times=int(body.get("times", 1)),
+                    probability=float(body.get("probability", 1.0)),
+                )
+                return JSONResponse({"ok": True})
+            if path == "/latency" and request.method == "POST":
+                sim.set_latency(str(body["path"]), float(body["seconds"]), str(body.get("method", "*")))
+                return JSONResponse({"ok": True})
+            if path.startswith("/nodes/") and request.method == "POST":
+                sim.set_node_online(path.split("/")[2], bool(body.get("online", True)))
+                return JSONResponse({"ok": True})
+            if path.startswith("/vms/") and request.method == "POST":
+                vm = sim.vms[int(path.split("/")[2])]
+                if "ignore_acpi" in body:
+                    vm.ignore_acpi = bool(body["ignore_acpi"])
+                if body.get("hold_lock_seconds"):
+                    sim.hold_file_lock(vm.vmid, float(body["hold_lock_seconds"]))
+                return JSONResponse({"ok": True})
+            if path == "/tasks" and request.method == "POST":
+                sim.fail_next_task(str(body["type"]), body.get("error"), int(body.get("times", 1)))
+                return JSONResponse({"ok": True})
+            if path == "/settings" and request.method == "POST":
+                for key in ("time_scale", "file_lock_probability", "storage_lock_probability"):
+                    if key in body:
+                        setattr(sim, key, float(body[key]))
+                return JSONResponse({"ok": True})
+        except (KeyError, ValueError, TypeError) as exc:
+            return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
+        return JSONResponse({"error": "unknown simulator control"}, status_code=404)
+
+    def summary(self) -> dict[str, Any]:
+        sim = self.state
+        return {
+            "version": sim.version,
+            "time_scale": sim.time_scale,
+            "nodes": {
+                node.name: {
+                    "online": node.online,
+                    "storages": {
+                        st.id: {"type": st.type, "shared": st.shared, "total": st.total, "avail": st.avail}
+                        for st in node.storages.values()
+                    },
+                }
+                for node in sim.nodes.values()
+            },
+            "vms": [
+                {
+                    "vmid": vm.vmid,
+                    "node": vm.node,
+                    "status": vm.status,
+                    "lock": vm.lock,
+                    "template": vm.template,
+                }
+                for vm in sorted(sim.vms.values(), key=lambda v: v.vmid)
+            ],
+            "tasks_running": sum(1 for t in sim.tasks.values() if t.status == "running"),
+            "requests": len(sim.requests),
+        }
 
     # --- helpers ---
 

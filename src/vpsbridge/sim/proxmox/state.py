@@ -252,6 +252,12 @@ class ProxmoxState:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.vnc_tickets: dict[str, tuple[int, int, float]] = {}
         self.mac_prefix = "BC:24:11"
+        #: Injected task outcomes: [task type, error (None = never finishes), remaining count].
+        self.task_faults: list[list[Any]] = []
+        #: Probability that a synchronous config change hits a busy VM file lock (lock timeout).
+        self.file_lock_probability = 0.0
+        #: Probability that a clone onto LVM/LVM-thin storage fails on the storage lock.
+        self.storage_lock_probability = 0.0
         #: Parameter tables derived from the official API schema (see :meth:`use_schema`).
         self.param_tables: Tables | None = None
         self._clock_offset = 0.0
@@ -275,6 +281,17 @@ class ProxmoxState:
         base = self.durations.get(task_type, 0.5) if override is None else override
         return max(0.0, base * self.time_scale)
 
+    def fail_next_task(self, task_type: str, error: str | None, times: int = 1) -> None:
+        """Make the next ``times`` tasks of ``task_type`` fail with ``error`` (``None``: run forever)."""
+        self.task_faults.append([task_type, error, times])
+
+    def take_task_fault(self, task_type: str) -> tuple[bool, str | None]:
+        for fault in self.task_faults:
+            if fault[0] == task_type and fault[2] > 0:
+                fault[2] -= 1
+                return True, fault[1]
+        return False, None
+
     def start_task(
         self,
         node: str,
@@ -286,6 +303,19 @@ class ProxmoxState:
         seconds: float | None = None,
         forever: bool = False,
     ) -> SimTask:
+        if task_type != "qmclone":  # clone applies its injected failure itself (with cleanup)
+            injected, error = self.take_task_fault(task_type)
+            if injected and error is None:
+                forever = True
+            elif injected:
+                vmid = int(task_id) if task_id.isdigit() else None
+
+                def finish(error: str = str(error), vmid: int | None = vmid) -> str | None:
+                    vm = self.vms.get(vmid) if vmid is not None else None
+                    if vm is not None and vm.lock in ("migrate", "destroyed"):
+                        vm.config.pop("lock", None)
+                    return error
+
         now = self.now()
         wall = int(time.time() + self._clock_offset)
         upid = format_upid(node, next(self._pid), int(now * 100) & 0xFFFFFFFF, wall, task_type, task_id, user)
@@ -528,7 +558,8 @@ class ProxmoxState:
 
     def check_file_lock(self, vmid: int) -> None:
         held = self.file_locks.get(vmid)
-        if held is not None and held > self.now():
+        busy = self.file_lock_probability > 0 and self.random.random() < self.file_lock_probability
+        if busy or (held is not None and held > self.now()):
             raise PveError(500, f"can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout")
 
     # --- VM lookup and locks ---
@@ -655,6 +686,21 @@ class ProxmoxState:
                 new_drives[drive.key] = Drive(drive.key, volid, options).value()
         except PveError as exc:
             failure = f"clone failed: {exc.message}"
+        injected, injected_error = self.take_task_fault("qmclone")
+        stalled = injected and injected_error is None
+        if injected and injected_error is not None and failure is None:
+            failure = f"clone failed: {injected_error}"
+        lvm_ids = [
+            sid
+            for sid in (p[0] for p in map(parse_volid, allocated) if p)
+            if self.storage(node, sid).type in ("lvm", "lvmthin")
+        ]
+        contention = (
+            self.storage_lock_probability > 0 and self.random.random() < self.storage_lock_probability
+        )
+        if failure is None and lvm_ids and contention:
+            lock_file = f"/var/lock/pve-manager/pve-storage-{lvm_ids[0]}"
+            failure = f"clone failed: can't lock file '{lock_file}' - got timeout"
 
         def finish() -> str | None:
             if self.vms.get(newid) is not vm:
@@ -690,7 +736,7 @@ class ProxmoxState:
                 vm.node = target
             return None
 
-        task = self.start_task(node_name, "qmclone", str(vmid), principal.name, finish)
+        task = self.start_task(node_name, "qmclone", str(vmid), principal.name, finish, forever=stalled)
         task.log.append(f"create {'full' if full else 'linked'} clone of drive(s) to VM {newid}")
         return task
 
