@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from vpsbridge.jobs import queue
 from vpsbridge.jobs.queue import JobError, LogLine
 from vpsbridge.jobs.worker import Worker
+from vpsbridge.logs import register_secret_values
 from vpsbridge.services.audit import Actor
 from vpsbridge.services.context import AppContext
 from vpsbridge.store.models import AuditLog, Job, JobStep, utcnow
@@ -296,3 +297,20 @@ async def test_one_worker_runs_many_jobs_at_once(app: AppContext) -> None:
     elapsed = asyncio.get_running_loop().time() - started
     assert elapsed < 3 * 2 * 0.4  # run one after another, 8 jobs of two 0.4 s steps take 6.4 s
     assert {j.status for j in (await jobs_by_id(app)).values()} == {"succeeded"}
+
+
+async def test_known_secrets_never_reach_the_job_log_or_last_error(app: AppContext) -> None:
+    secret = "tok-" + "9f8e7d6c5b4a"
+    register_secret_values([secret])
+    job_id = await queue.enqueue(app, "t.echo", {"text": f"Bearer {secret}"})
+    await worker(app).run_until_idle(timeout=30)
+    job = await queue.get_job(app, job_id)
+    assert job is not None
+    assert job.status == "succeeded"
+    lines = [line.message for line in await queue.job_log(app, job_id)]
+    assert any("upstream said: Bearer [redacted]" in m for m in lines)
+    assert any("RuntimeError: 401 for Bearer [redacted]" in m for m in lines)
+    assert not any(secret in m for m in lines)
+    async with app.db.session() as session:
+        details = (await session.scalars(select(JobStep.detail).where(JobStep.job_id == job_id))).all()
+    assert details[0] == "RuntimeError: 401 for Bearer [redacted]"

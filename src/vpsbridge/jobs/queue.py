@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from vpsbridge.jobs import wakeup
+from vpsbridge.logs import scrub
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.store.db import Database
 from vpsbridge.store.models import Job, JobLog, utcnow
@@ -211,7 +212,12 @@ async def write_log(
     level: str = "info",
     step: str | None = None,
 ) -> LogLine:
-    """Add one log line in the caller's transaction (a session or a bare connection)."""
+    """Add one log line in the caller's transaction (a session or a bare connection).
+
+    The message is scrubbed of known secret values first: steps log upstream errors verbatim, and a
+    credential echoed in one must not end up in a table operators browse.
+    """
+    message = scrub(message)
     ts = utcnow()
     result = await executor.execute(
         insert(LOGS)

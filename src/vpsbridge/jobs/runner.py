@@ -32,7 +32,7 @@ from sqlalchemy import Table, insert
 from vpsbridge.jobs import lease
 from vpsbridge.jobs.backoff import backoff_seconds
 from vpsbridge.jobs.queue import LogLine, write_log
-from vpsbridge.logs import get_logger
+from vpsbridge.logs import get_logger, scrub
 from vpsbridge.store.models import JobStep, utcnow
 from vpsbridge.workflows.base import (
     Done,
@@ -190,7 +190,8 @@ class JobRunner:
                 await asyncio.shield(lease.release(self.app.db, job.id, job.owner))
             raise
         except Exception as exc:
-            return Retry(f"{type(exc).__name__}: {exc}"), True
+            log.warning("step raised", job_id=job.id, kind=job.kind, step=step.name, exc_info=exc)
+            return Retry(scrub(f"{type(exc).__name__}: {exc}")), True
         finally:
             beats.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

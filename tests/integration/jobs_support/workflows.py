@@ -163,3 +163,14 @@ async def t_tick(app: Any, log: TaskLog) -> TaskResult:
 async def t_never(app: Any, log: TaskLog) -> TaskResult:
     record("never", "t_never", "run")
     return TaskResult(processed=1)
+
+
+# --- echoes its payload into the log and into an exception (secret redaction) --------------------
+async def _echo(ctx: StepContext) -> Done:
+    await ctx.log(f"upstream said: {ctx.payload['text']}")
+    if ctx.attempt == 1:
+        raise RuntimeError(f"401 for {ctx.payload['text']}")
+    return Done()
+
+
+register_workflow(Workflow("t.echo", (Step("echo", _echo),), max_attempts=2))
