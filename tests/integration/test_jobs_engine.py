@@ -314,3 +314,25 @@ async def test_known_secrets_never_reach_the_job_log_or_last_error(app: AppConte
     async with app.db.session() as session:
         details = (await session.scalars(select(JobStep.detail).where(JobStep.job_id == job_id))).all()
     assert details[0] == "RuntimeError: 401 for Bearer [redacted]"
+
+
+async def test_stop_past_the_grace_period_releases_the_job_at_once(
+    app: AppContext, record_file: Path
+) -> None:
+    job_id = await queue.enqueue(app, "t.long", {"sleep": 30})
+    w = Worker(app, concurrency=1, worker_id="w", periodic=False, grace_seconds=0.2)
+    w.start()
+    for _ in range(500):
+        if read_records(record_file):
+            break
+        await asyncio.sleep(0.01)
+    started = asyncio.get_running_loop().time()
+    await w.stop()
+    assert asyncio.get_running_loop().time() - started < 2
+    job = await queue.get_job(app, job_id)
+    assert job is not None
+    # Handed back without waiting for the lease: no owner, due now, the interrupted step not recorded.
+    assert (job.status, job.lease_owner, job.step_index) == ("running", None, 0)
+    assert job.lease_expires_at is not None
+    assert job.lease_expires_at <= utcnow()
+    assert await steps_of(app, job_id) == []
