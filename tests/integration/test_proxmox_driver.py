@@ -12,7 +12,14 @@ from vpsbridge.core.disks import parse_drive, system_disk
 from vpsbridge.http import Found, Missing, Unknown, UpstreamRejected, UpstreamTimeout, tri_state
 from vpsbridge.platforms.errors import InvalidRequest, ServerLocked, ServerMissing
 from vpsbridge.platforms.models import ServerRef
-from vpsbridge.platforms.proxmox import NotOwned, TaskFailed, VmidTaken, read_marker
+from vpsbridge.platforms.proxmox import (
+    NotOwned,
+    TaskFailed,
+    TaskTimeout,
+    VmidTaken,
+    read_marker,
+    wait_unlocked,
+)
 
 
 @pytest.fixture
@@ -392,3 +399,24 @@ async def test_rebuild_settings_survive(pve: Env) -> None:
     assert read_marker(config) == "svc-1"
     assert system_disk(config) == "scsi0"
     assert parse_drive("scsi0", config["scsi0"]).size == 15 * 1024**3
+
+
+async def test_stalled_clone_times_out_as_unknown_and_stays_locked(pve: Env) -> None:
+    pve.sim.fail_next_task("qmclone", None)
+    task = await pve.driver.clone(9000, 900)
+    outcome = await tri_state(pve.driver.wait(task, timeout=0.1))
+    assert isinstance(outcome, Unknown)
+    assert isinstance(outcome.error, TaskTimeout)
+    assert task.server is not None
+    with pytest.raises(ServerLocked, match=r"still locked \(clone\)"):
+        await wait_unlocked(pve.driver, task.server, timeout=0.05, interval=0.01)
+    config = await pve.driver.vm_config(task.server)
+    assert config["lock"] == "clone"
+    pve.sim.fail_next_task("qmclone", "disk image corrupt")
+    with pytest.raises(TaskFailed, match="disk image corrupt"):
+        await pve.driver.wait(await pve.driver.clone(9000, 901))
+    ref = await _deploy(pve)
+    assert (await wait_unlocked(pve.driver, ref))["name"].startswith("vps")
+    assert (await pve.driver.vm_config(ref)).get("cipassword") is None
+    await pve.driver.wait(await pve.driver.set_cloudinit(ref, password="Secret-123"))
+    assert (await pve.driver.vm_config(ref))["cipassword"] == "**********"

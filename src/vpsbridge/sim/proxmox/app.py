@@ -257,6 +257,8 @@ class ProxmoxSimApp:
                 config.update(vm.pending)
                 for key in vm.pending_delete:
                     config.pop(key, None)
+            if "cipassword" in config:
+                config["cipassword"] = "**********"  # Proxmox never returns the password
             config["digest"] = vm.digest()
             for key in ("cores", "sockets", "template", "onboot", "protection"):
                 if key in config and str(config[key]).isdigit():

@@ -63,7 +63,6 @@ class ProxmoxDemo:
             "storage": "local-lvm",
             "cpu_overcommit": 4,
             "ram_overcommit": 1,
-            "template_node": info.template_node,
         }
         try:
             existing = await platforms.get_platform(ctx.app, PLATFORM)
