@@ -48,11 +48,9 @@ async def test_connection_reports_version_and_privileges(pve: Env) -> None:
 
 
 async def test_connection_names_missing_privileges() -> None:
-    env = make_env()
+    env = make_env(credentials={"token_id": "limited@pve!t", "token_secret": "secret-value-123"})
     env.sim.add_token("limited@pve!t", "secret-value-123", frozenset({"VM.Audit", "Sys.Audit"}))
-    env2 = make_env(credentials={"token_id": "limited@pve!t", "token_secret": "secret-value-123"})
-    env2.sim.add_token("limited@pve!t", "secret-value-123", frozenset({"VM.Audit", "Sys.Audit"}))
-    report = await env2.driver.test_connection()
+    report = await env.driver.test_connection()
     assert not report.ok
     assert "VM.Clone" in report.missing_scopes
     assert "Datastore.Audit" in report.missing_scopes
@@ -63,7 +61,7 @@ async def test_connection_names_missing_privileges() -> None:
     report = await bad.driver.test_connection()
     assert not report.ok
     assert report.checks[0].name == "authentication"
-    for e in (env, env2, bad):
+    for e in (env, bad):
         await e.driver.aclose()
 
 
