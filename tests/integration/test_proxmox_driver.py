@@ -9,7 +9,15 @@ import pytest
 from proxmox_support import Env, make_env
 
 from vpsbridge.core.disks import parse_drive, system_disk
-from vpsbridge.http import Found, Missing, Unknown, UpstreamRejected, UpstreamTimeout, tri_state
+from vpsbridge.http import (
+    Found,
+    Missing,
+    Unknown,
+    UpstreamAuthError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    tri_state,
+)
 from vpsbridge.platforms.errors import InvalidRequest, ServerLocked, ServerMissing
 from vpsbridge.platforms.models import ServerRef
 from vpsbridge.platforms.proxmox import (
@@ -418,3 +426,23 @@ async def test_stalled_clone_times_out_as_unknown_and_stays_locked(pve: Env) -> 
     assert (await pve.driver.vm_config(ref)).get("cipassword") is None
     await pve.driver.wait(await pve.driver.set_cloudinit(ref, password="Secret-123"))
     assert (await pve.driver.vm_config(ref))["cipassword"] == "**********"
+
+
+async def test_credentials_forms() -> None:
+    env = make_env()
+    combined = make_env(
+        credentials={
+            "token_id": None,
+            "token_secret": None,
+            "api_token": f"{env.info.token_id}={env.info.token_secret}",
+        }
+    )
+    assert (await combined.driver.test_connection()).ok
+    empty = make_env(credentials={"token_id": None, "token_secret": None})
+    report = await empty.driver.test_connection()
+    assert not report.ok
+    assert "no API token" in report.checks[0].detail
+    with pytest.raises(UpstreamAuthError):
+        await empty.driver.os_templates()
+    for e in (env, combined, empty):
+        await e.driver.aclose()

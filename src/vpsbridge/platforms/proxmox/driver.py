@@ -176,27 +176,38 @@ class ProxmoxPlatform(Platform):
         combined = self.credentials.get("api_token")
         if combined and not token_id:
             token_id, _, secret = str(combined).rpartition("=")
-        if not token_id or not secret:
-            raise ValueError("proxmox credentials need token_id and token_secret (or api_token)")
         s = self.settings
         self.task_timeout = float(s.get("task_timeout", 600))
         self.poll_interval = float(s.get("poll_interval", 1.0))
-        self.client = ProxmoxClient(
-            url,
-            token_id=str(token_id),
-            token_secret=str(secret),
-            verify=self.verify,
-            transport=transport,
-            recorder=recorder,
-            node_concurrency=int(s.get("node_concurrency", 4)),
-            read_timeout=float(s.get("read_timeout", 60)),
-            max_retries=int(s.get("max_retries", 2)),
-            retry_wait_initial=float(s.get("retry_wait", 0.25)),
-        )
+        self._client: ProxmoxClient | None = None
+        if token_id and secret:
+            self._client = ProxmoxClient(
+                url,
+                token_id=str(token_id),
+                token_secret=str(secret),
+                verify=self.verify,
+                transport=transport,
+                recorder=recorder,
+                node_concurrency=int(s.get("node_concurrency", 4)),
+                read_timeout=float(s.get("read_timeout", 60)),
+                max_retries=int(s.get("max_retries", 2)),
+                retry_wait_initial=float(s.get("retry_wait", 0.25)),
+            )
         self._console: ProxmoxClient | None = None
 
+    @property
+    def client(self) -> ProxmoxClient:
+        """The API client; without a token every call fails as an authentication problem."""
+        if self._client is None:
+            raise UpstreamAuthError(
+                "proxmox: the platform has no API token (credentials token_id and token_secret)",
+                client="proxmox",
+            )
+        return self._client
+
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
         if self._console is not None:
             await self._console.aclose()
 
