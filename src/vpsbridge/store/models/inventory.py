@@ -40,6 +40,10 @@ class Service(Timestamped, Base):
     server_id: Mapped[int | None] = mapped_column(ForeignKey("servers.id", ondelete="SET NULL"), index=True)
     status: Mapped[str] = mapped_column(String(32), default="pending")
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: The last lifecycle failure, as a sentence an operator (and billing) can read.
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: Lifecycle bookkeeping: what was asked (template, keys), warnings, the jobs that ran.
+    lifecycle: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class IpPool(Timestamped, Base):
