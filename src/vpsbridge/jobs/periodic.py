@@ -25,7 +25,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpsbridge.config import DEFAULT_TASK_INTERVALS, Settings
-from vpsbridge.jobs.lease import locked_now
 from vpsbridge.jobs.queue import LogLine, enqueue, write_log
 from vpsbridge.store.models import PeriodicTask, utcnow
 from vpsbridge.workflows.base import Done, Step, StepContext, Workflow, register_workflow
@@ -182,8 +181,10 @@ async def fire_due(app: AppContext) -> list[str]:
         return []
     fired = []
     async with app.db.session() as session:
-        now = await locked_now(session)
         scheduled = await _schedules(session)
+        # Read the clock *after* the schedules: a schedule another worker just committed was computed
+        # from an earlier clock reading, so it can never look like a shortened interval here.
+        now = utcnow()
         for name, interval in enabled.items():
             if name not in scheduled:
                 await _ensure_row(session, name)
@@ -213,9 +214,9 @@ async def run_task(
     if interval <= 0 and not force:
         return None
     async with app.db.session() as session:
-        now = await locked_now(session)
         await _ensure_row(session, name)
         seen = (await _schedules(session)).get(name)
+        now = utcnow()  # after the read, as in fire_due
         if not await _take_turn(session, name, interval, force=force, now=now, seen=seen):
             return None
 
