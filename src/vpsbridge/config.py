@@ -34,6 +34,7 @@ DEFAULT_TASK_INTERVALS: dict[str, int] = {
     "upstream_log_purge": 3600,
     "job_log_purge": 3600,
     "dns_reconcile": 86400,
+    "stock_recalc": 7200,
 }
 
 
