@@ -212,6 +212,10 @@ class Flavour:
             return [], []
         return list(info.ipv4), list(info.ipv6)
 
+    def chosen_password(self) -> str | None:
+        """The password to ask for on a password reset (``None``: the platform generates one)."""
+        return generate_password()
+
     def username_for(self, os_template: str) -> str:
         return "Administrator" if "windows" in os_template.lower() else "root"
 
@@ -231,8 +235,14 @@ class Flavour:
         )
         return BuildOutcome(task=task, username=self.username_for(os_template), password=password)
 
-    async def find_created(self, driver: Driver, spec: ServerSpec, known: set[str]) -> list[ServerRef] | None:
-        """Servers of ``spec.owner`` the platform has and we have not recorded; ``None`` = cannot tell."""
+    async def find_created(
+        self, driver: Driver, *, owner: str, hostname: str, known: set[str]
+    ) -> list[ServerRef] | None:
+        """Servers of ``owner`` named ``hostname`` that the platform has and we have not recorded.
+
+        ``None`` means this platform cannot be asked (the outcome stays unknown for an operator);
+        an empty list is a confirmed "not created".
+        """
         return None
 
     def expects_ipv6(self, spec_ipv6: int) -> bool:
@@ -244,7 +254,9 @@ class DummyFlavour(Flavour):
 
     type_name = "dummy"
 
-    async def find_created(self, driver: Driver, spec: ServerSpec, known: set[str]) -> list[ServerRef] | None:
+    async def find_created(
+        self, driver: Driver, *, owner: str, hostname: str, known: set[str]
+    ) -> list[ServerRef] | None:
         cloud = getattr(driver, "cloud", None)
         if cloud is None:
             return None
@@ -252,7 +264,7 @@ class DummyFlavour(Flavour):
         return [
             s.ref
             for s in cloud.servers.values()
-            if s.owner == spec.owner and s.hostname == spec.hostname and str(s.id) not in known
+            if s.owner == owner and s.hostname == hostname and str(s.id) not in known
         ]
 
 
@@ -297,6 +309,9 @@ class VirtFusionFlavour(Flavour):
         if package:
             extra["package_id"] = package
         return self._spec(values, product, request, request.os_template, extra)
+
+    def chosen_password(self) -> str | None:
+        return None  # the panel generates passwords and refuses chosen ones
 
     async def initial_addresses(self, driver: Driver, handle: TaskHandle) -> tuple[list[str], list[str]]:
         from vpsbridge.platforms.virtfusion.driver import addresses

@@ -50,7 +50,7 @@ from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Conflict, Invalid, NotFound, ServiceError, UpstreamError
 from vpsbridge.services.inputs import parse_input
 from vpsbridge.services.lookup import find_by_ref
-from vpsbridge.services.provisioning.credentials import generate_password, read_credentials, store_credentials
+from vpsbridge.services.provisioning.credentials import read_credentials, store_credentials
 from vpsbridge.services.provisioning.drivers import PlatformConfig, open_driver, platform_config
 from vpsbridge.services.provisioning.flavours import Flavour, ProductView, SpecRequest, flavour_for
 from vpsbridge.services.provisioning.records import (
@@ -797,7 +797,7 @@ async def terminate_service(
         if delay_seconds < 0:
             raise Invalid("delay_seconds cannot be negative", field="delay_seconds")
         await _cancel_jobs(session, service, actor)
-        not_before = utcnow() + timedelta(seconds=delay_seconds)
+        not_before = utcnow() + timedelta(seconds=ctx.settings.scaled(delay_seconds))
         payload = {
             "service_id": service.id,
             "server_id": server.id,
@@ -909,9 +909,8 @@ async def reset_password(ctx: AppContext, ref: ServiceRef, actor: Actor) -> Cred
     """A new root password, stored encrypted and returned (for billing to show or mail)."""
     target = await _target(ctx, ref, "reset the password of", ("active",))
     try:
-        async with open_driver(ctx, target.platform_id) as (driver, config):
-            chosen = None if config.type == "virtfusion" else generate_password()
-            reset = await driver.reset_password(target.ref, chosen)
+        async with open_driver(ctx, target.platform_id) as (driver, _):
+            reset = await driver.reset_password(target.ref, target.flavour.chosen_password())
     except Exception as exc:
         raise _translate(exc, "reset the password of", target) from exc
     await store_credentials(ctx, target.server_id, reset.username, reset.password)
