@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, insert
 
+from vpsbridge.http.context import bind_job_id
 from vpsbridge.jobs import lease
 from vpsbridge.jobs.backoff import backoff_seconds
 from vpsbridge.jobs.queue import LogLine, write_log
@@ -170,7 +171,9 @@ class JobRunner:
         )
 
         async def call() -> object:
-            return await step.run(context)
+            # Upstream calls made by the step carry the job id into the request log.
+            with bind_job_id(job.id):
+                return await step.run(context)
 
         task = asyncio.create_task(call(), name=f"job-{job.id}-{step.name}")
         beats = asyncio.create_task(self._heartbeat_loop(job, task), name=f"job-{job.id}-heartbeat")

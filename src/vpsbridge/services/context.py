@@ -11,6 +11,7 @@ from typing import Any
 
 from vpsbridge.cache import Cache, create_cache
 from vpsbridge.config import Settings
+from vpsbridge.jobs.wakeup import close_publisher
 from vpsbridge.services.upstream_log import EXTRAS_LOG, install_upstream_log
 from vpsbridge.store.db import Database
 from vpsbridge.store.secrets import SecretBox, load_keys
@@ -40,5 +41,6 @@ class AppContext:
         upstream_log = self.extras.get(EXTRAS_LOG)
         if upstream_log is not None:
             await upstream_log.close()
+        await close_publisher(self)
         await self.cache.close()
         await self.db.dispose()
