@@ -1,0 +1,85 @@
+"""Read models and operator-only actions of the operator console (``/admin``).
+
+The console calls the capability services for everything they own (catalog, jobs engine,
+provisioning, stock, DNS); this package adds the views only an operator needs::
+
+    dashboard(ctx) -> Dashboard
+    list_jobs(ctx, *, status=None, kind=None, resource=None, limit=50, offset=0) -> list[JobSummary]
+    job_detail(ctx, job_id) -> JobDetail          # steps with timings, log lines, upstream calls
+    delete_job(ctx, job_id, actor) -> None        # finished jobs only, audited
+    search_upstream(ctx, UpstreamQuery) -> list[LoggedRequest]
+    get_upstream(ctx, request_id) -> LoggedRequest | None
+    list_audit(ctx, AuditQuery) -> list[AuditEntry]
+    list_services(ctx, ServiceFilter) -> (list[ServiceRow], total)
+    service_detail(ctx, service_id) -> ServiceDetail
+    set_server_external_id(ctx, service_id, external_id, actor) -> ServiceOut
+    refresh_server_object(ctx, service_id, actor) -> ServiceOut
+    validate_service(ctx, service_id) -> list[Finding]
+"""
+
+from vpsbridge.services.admin_console.audit import AuditEntry, AuditQuery, list_audit
+from vpsbridge.services.admin_console.dashboard import Dashboard, dashboard
+from vpsbridge.services.admin_console.jobs import (
+    JOB_FILTERS,
+    JobDetail,
+    JobSummary,
+    StepView,
+    delete_job,
+    failing_jobs,
+    job_detail,
+    job_kinds,
+    jobs_by_status,
+    list_jobs,
+)
+from vpsbridge.services.admin_console.servers import (
+    SERVICE_STATUSES,
+    Finding,
+    ServiceDetail,
+    ServiceFilter,
+    ServiceRow,
+    list_services,
+    refresh_server_object,
+    service_detail,
+    set_server_external_id,
+    validate_service,
+)
+from vpsbridge.services.admin_console.upstream import (
+    OUTCOMES,
+    UpstreamQuery,
+    get_upstream,
+    search_upstream,
+    upstream_clients,
+)
+
+__all__ = [
+    "JOB_FILTERS",
+    "OUTCOMES",
+    "SERVICE_STATUSES",
+    "AuditEntry",
+    "AuditQuery",
+    "Dashboard",
+    "Finding",
+    "JobDetail",
+    "JobSummary",
+    "ServiceDetail",
+    "ServiceFilter",
+    "ServiceRow",
+    "StepView",
+    "UpstreamQuery",
+    "dashboard",
+    "delete_job",
+    "failing_jobs",
+    "get_upstream",
+    "job_detail",
+    "job_kinds",
+    "jobs_by_status",
+    "list_audit",
+    "list_jobs",
+    "list_services",
+    "refresh_server_object",
+    "search_upstream",
+    "service_detail",
+    "set_server_external_id",
+    "upstream_clients",
+    "validate_service",
+]
