@@ -8,6 +8,7 @@ import asyncio
 import time
 
 import pytest
+from provisioning_support import ACTOR, World, world
 from sqlalchemy import func, select
 
 from vpsbridge.platforms.dummy.cloud import DummyCloud
@@ -28,8 +29,6 @@ from vpsbridge.services.provisioning import (
 )
 from vpsbridge.store.models import Server, Service
 
-from provisioning_support import ACTOR, World, world
-
 __all__ = ["world"]
 
 
@@ -44,20 +43,24 @@ async def test_create_answers_fast_then_builds_and_hands_over_credentials(world:
     out = await create_service(world.app, world.create_request("1001"), ACTOR)
     assert time.monotonic() - started < 5
     assert out.status == "provisioning"
-    assert out.server is not None and out.server.external_id is not None
+    assert out.server is not None
+    assert out.server.external_id is not None
     assert out.server.ipv4, "addresses are reserved on the platform by the create"
     assert world.cloud.calls.count("create_server") == 1
 
     await world.drain()
     done = await get_service(world.app, by_billing("1001"))
-    assert done.status == "active" and done.last_error is None
-    assert done.server is not None and done.server.has_credentials
+    assert done.status == "active"
+    assert done.last_error is None
+    assert done.server is not None
+    assert done.server.has_credentials
     creds = await service_credentials(world.app, done.id)
     upstream = world.cloud.servers[int(done.server.external_id or 0)]
     assert creds.username == "root"
     assert creds.password == upstream.password  # the password the build really set
     assert creds.ipv4 == upstream.ipv4
-    assert upstream.os_template == "debian-12" and upstream.state == "running"
+    assert upstream.os_template == "debian-12"
+    assert upstream.state == "running"
     # The password never leaves through the listing.
     assert creds.password not in (await get_service(world.app, done.id)).model_dump_json()
     provisioned = [e for e in world.events.seen if e.kind == "provisioned"]
@@ -73,7 +76,8 @@ async def test_repeated_create_returns_the_same_service_and_one_server(world: Wo
     assert again.id == first.id
     await world.drain()
     third = await create_service(world.app, world.create_request("1002"), ACTOR)
-    assert third.id == first.id and third.status == "active"
+    assert third.id == first.id
+    assert third.status == "active"
     assert world.cloud.calls.count("create_server") == 1
     assert len(world.cloud.servers) == 1
 
@@ -110,7 +114,8 @@ async def test_unknown_product_option_is_a_clear_error_and_records_nothing(world
         await create_service(
             world.app, world.create_request("1004", options={"RAM": "2|2 GB", "Colour": "blue"}), ACTOR
         )
-    assert "Colour" in str(caught.value) and "ignored_options" in str(caught.value)
+    assert "Colour" in str(caught.value)
+    assert "ignored_options" in str(caught.value)
     assert caught.value.field == "options"
     assert await list_services(world.app) == []
     assert "create_server" not in world.cloud.calls
@@ -132,7 +137,8 @@ async def test_suspend_unsuspend_and_power(world: World) -> None:
     sid = await _provisioned(world, "1006")
     upstream = next(iter(world.cloud.servers.values()))
     suspended = await suspend_service(world.app, sid, ACTOR, reason="overdue")
-    assert suspended.outcome == "done" and suspended.service.status == "suspended"
+    assert suspended.outcome == "done"
+    assert suspended.service.status == "suspended"
     assert (await suspend_service(world.app, sid, ACTOR)).outcome == "unchanged"
     with pytest.raises(Conflict, match="suspended"):
         await power_service(world.app, sid, "restart", ACTOR)
@@ -141,7 +147,8 @@ async def test_suspend_unsuspend_and_power(world: World) -> None:
     back = await unsuspend_service(world.app, sid, ACTOR)
     assert back.service.status == "active"
     await world.drain()
-    assert not upstream.suspended and upstream.state == "running"
+    assert not upstream.suspended
+    assert upstream.state == "running"
     power = await power_service(world.app, sid, "stop", ACTOR)
     assert power.outcome == "accepted"
     await world.drain()
@@ -171,7 +178,8 @@ async def test_reset_password_rename_and_change_package(world: World) -> None:
     assert upstream.hostname == "new.example.net"
 
     changed = await change_package(world.app, sid, {"options": {"RAM": "4", "System Disk": "40"}}, ACTOR)
-    assert changed.outcome == "accepted" and changed.job_id is not None
+    assert changed.outcome == "accepted"
+    assert changed.job_id is not None
     assert changed.service.options == {"RAM": "4", "System Disk": "40"}
     await world.drain()
     assert (upstream.memory_mb, upstream.disk_gb) == (4096, 40)
@@ -188,9 +196,11 @@ async def test_terminate_with_delay_revokes_access_first_then_deletes(world: Wor
     sid = await _provisioned(world, "1009")
     upstream_id = next(iter(world.cloud.servers))
     out = await terminate_service(world.app, sid, ACTOR, delay_seconds=30)  # 0.3 s at time_scale 0.01
-    assert out.outcome == "queued" and out.service.status == "terminating"
+    assert out.outcome == "queued"
+    assert out.service.status == "terminating"
     again = await terminate_service(world.app, sid, ACTOR)
-    assert again.outcome == "unchanged" and again.job_id == out.job_id
+    assert again.outcome == "unchanged"
+    assert again.job_id == out.job_id
     worker_run = asyncio.create_task(world.drain())
     await asyncio.sleep(0.15)
     world.cloud.advance()  # the in-memory cloud applies due task effects when looked at
@@ -200,7 +210,9 @@ async def test_terminate_with_delay_revokes_access_first_then_deletes(world: Wor
     await world.drain()
     done = await get_service(world.app, sid)
     assert done.status == "terminated"
-    assert done.server is not None and done.server.external_id is None and not done.server.has_credentials
+    assert done.server is not None
+    assert done.server.external_id is None
+    assert not done.server.has_credentials
     assert upstream_id not in world.cloud.servers
     assert world.events.kinds(sid)[-1] == "terminated"
 
@@ -220,7 +232,7 @@ async def test_events_are_delivered_at_least_once_without_repeating_successful_l
     calls: list[str] = []
 
     async def steady(ctx: object, event: object) -> None:
-        calls.append(getattr(event, "kind"))
+        calls.append(event.kind)
 
     from vpsbridge.services.provisioning import on_service_event, remove_service_listener
 
@@ -240,10 +252,12 @@ async def test_create_again_after_termination_makes_a_new_server(world: World) -
     await terminate_service(world.app, sid, ACTOR)
     await world.drain()
     again = await create_service(world.app, world.create_request("1012"), ACTOR)
-    assert again.id == sid and again.status == "provisioning"
+    assert again.id == sid
+    assert again.status == "provisioning"
     await world.drain()
     assert (await get_service(world.app, sid)).status == "active"
-    assert len(world.cloud.servers) == 1 and world.cloud.calls.count("create_server") == 2
+    assert len(world.cloud.servers) == 1
+    assert world.cloud.calls.count("create_server") == 2
 
 
 def test_clouds_do_not_leak_between_tests() -> None:
