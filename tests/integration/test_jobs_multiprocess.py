@@ -86,7 +86,24 @@ async def test_killed_worker_job_resumes_after_last_completed_step(
     assert job.status == "succeeded"
     assert job.result == {"b_saw_a": 1}  # state written by step "a" in the killed process survived
     log = [line.message for line in await queue.job_log(app, job_id)]
-    assert any("expired; resuming at step 1" in m for m in log)
+    assert any("expired during step 'b'" in m for m in log)
+
+
+async def test_a_step_that_kills_every_worker_ends_failed(app: AppContext, spawn, record_file: Path) -> None:
+    """A dead worker counts as a failed attempt, so a poison job cannot be picked up forever."""
+    job_id = await queue.enqueue(app, "t.poison", {})
+    for _ in range(4):
+        proc = spawn(concurrency=1)
+        proc.wait(timeout=60)
+        job = await queue.get_job(app, job_id)
+        assert job is not None
+        if job.status == "failed":
+            break
+    assert job.status == "failed"
+    assert "expired during step 'poison'" in (job.last_error or "")
+    assert job.attempts == 2
+    # Two executions of the step (both killed), never a third.
+    assert [r[2] for r in read_records(record_file)] == ["attempt1", "attempt2"]
 
 
 async def test_per_server_exclusion_under_concurrency(app: AppContext, spawn, record_file: Path) -> None:

@@ -111,13 +111,6 @@ class JobRunner:
             result=claimed.result,
         )
         cancel_requested = claimed.cancel_requested
-        if claimed.resumed and claimed.previous_owner is not None:
-            await self.log(
-                job.id,
-                None,
-                f"lease of {claimed.previous_owner} expired; resuming at step {job.step_index}",
-                "warning",
-            )
         if cancel_requested:
             await self._finish(job, "cancelled", None, "cancelled at a step boundary")
             return
@@ -126,6 +119,14 @@ class JobRunner:
             await self._finish(job, "failed", f"no workflow registered for {job.kind!r}", "unknown job kind")
             return
         steps = workflow.steps
+        if claimed.resumed and claimed.previous_owner is not None and job.step_index < len(steps):
+            # A worker died (or hung) inside this step. That counts as a failed attempt, so a step
+            # that kills its worker every time ends in ``failed`` instead of being picked up forever;
+            # the usual backoff applies before the next worker resumes it.
+            step = steps[job.step_index]
+            reason = f"lease of {claimed.previous_owner} expired during step {step.name!r}"
+            await self._apply(job, step, Retry(reason), True, utcnow(), last=False)
+            return
         while True:
             if job.step_index >= len(steps):  # e.g. reset after the last step completed
                 await self._finish(job, "succeeded", None, "all steps completed")

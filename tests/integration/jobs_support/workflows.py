@@ -174,3 +174,13 @@ async def _echo(ctx: StepContext) -> Done:
 
 
 register_workflow(Workflow("t.echo", (Step("echo", _echo),), max_attempts=2))
+
+
+# --- a step that kills its own worker process every time (poison job) --------------------------
+async def _poison(ctx: StepContext) -> Done:
+    record(ctx.job_id, "poison", f"attempt{ctx.attempt}")
+    os.kill(os.getpid(), 9)
+    return Done()  # never reached
+
+
+register_workflow(Workflow("t.poison", (Step("poison", _poison),), max_attempts=2))
