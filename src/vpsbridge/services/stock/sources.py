@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 
-from vpsbridge.core.stock import MalformedInput, compute_quantity
+from vpsbridge.core.stock import Group, MalformedInput, product_quantity
+from vpsbridge.core.stock import virtfusion as vf_shapes
 from vpsbridge.http.errors import UpstreamError, UpstreamNotFound
 from vpsbridge.platforms import registry
 from vpsbridge.platforms.base import Platform
@@ -144,7 +145,12 @@ class VirtFusionStock(StockSource):
     Product inputs: ``plan.package_id`` (else the platform's ``package_id``), the default group
     ``placement.hypervisor_group_id`` (else the platform's) plus every value of the Location option
     (``placement.location_group_ids``), ``plan.default_ipv4`` (at least 1) and the product's buffer.
+    The same math as :func:`vpsbridge.core.stock.compute_quantity`, with each group mapped once.
     """
+
+    def __init__(self, ctx: AppContext, platform: PlatformInfo, driver: Platform) -> None:
+        super().__init__(ctx, platform, driver)
+        self._groups: dict[int, Group | MalformedInput] = {}
 
     def package_id(self, product: ProductInputs) -> int | None:
         return positive_int(product.plan.get("package_id")) or positive_int(
@@ -202,10 +208,24 @@ class VirtFusionStock(StockSource):
 
         return await self.shared(self.key("group", group_id), GROUP_TTL, fetch, negative_ttl=MISSING_TTL)
 
+    def _shaped(self, group_id: int, entries: Any) -> Group:
+        """The group mapped onto the capacity types once per recalculation, however many products use it."""
+        shaped = self._groups.get(group_id)
+        if shaped is None:
+            try:
+                shaped = vf_shapes.group(entries, str(group_id))
+            except MalformedInput as exc:
+                shaped = exc
+            self._groups[group_id] = shaped
+        if isinstance(shaped, MalformedInput):
+            raise shaped
+        return shaped
+
     async def forget(self, product: ProductInputs) -> None:
         for group_id in self.group_ids(product):
             await self.ctx.cache.delete(self.key("group", group_id))
             self._started.pop(self.key("group", group_id), None)
+            self._groups.pop(group_id, None)
 
     async def quantity(self, product: ProductInputs) -> StockOutcome:
         package_id = self.package_id(product)
@@ -238,14 +258,13 @@ class VirtFusionStock(StockSource):
             )
         if failures:
             return StockOutcome.unknown_because(*failures)
-        groups: list[Any] = list(answers[1:])  # a non-list answer is malformed: compute_quantity says so
         try:
-            result = compute_quantity(
-                package,
-                groups,
+            shaped = [self._shaped(g, entries) for g, entries in zip(group_ids, answers[1:], strict=True)]
+            result = product_quantity(
+                vf_shapes.footprint(package),
+                shaped,
                 ipv4_per_server=self.ipv4_per_server(product),
                 buffer_pct=product.buffer_pct,
-                group_ids=group_ids,
             )
         except MalformedInput as exc:
             return StockOutcome.unknown_because(f"malformed answer: {exc}")
