@@ -1,0 +1,106 @@
+"""Keep the translation catalogues complete: ``python -m vpsbridge.web.ui.extract AREA [--check]``.
+
+Collects every translatable string of one UI area - ``_()``/``gettext``/``ngettext`` and
+``{% trans %}`` in its templates, ``_(request, "...")`` and ``UiError(status, "...")`` in its Python
+modules - and adds the missing ones, untranslated, to ``locale/<lang>/LC_MESSAGES/<area>.po`` for
+every non-English language. ``--check`` changes nothing and exits 1 when a string is missing or
+untranslated (the tests run the same check). Areas: ``ui`` (shared layout and infrastructure),
+``portal``, ``admin``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_file
+from babel.messages.pofile import read_po, write_po
+
+from vpsbridge.web.ui.i18n import DEFAULT_LANGUAGE, LANGUAGES, LOCALE_DIR
+
+WEB_DIR = Path(__file__).resolve().parent.parent
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "UiError": (2,)}
+PY_KEYWORDS = {"_": (2,), "UiError": (2,), "gettext_for": (2,), "N_": None}
+
+
+def area_sources(area: str) -> tuple[list[Path], list[Path]]:
+    """(templates, python modules) of an area."""
+    base = WEB_DIR / area
+    templates = sorted((base / "templates").rglob("*.html")) if (base / "templates").is_dir() else []
+    modules = sorted(p for p in base.rglob("*.py") if p.name != "extract.py")
+    return templates, modules
+
+
+def messages(area: str) -> Iterator[tuple[str, str, int]]:
+    """(msgid, file, line) of every translatable string of ``area``."""
+    templates, modules = area_sources(area)
+    for path in templates:
+        for line, message, _comments, _ctx in extract_from_file(
+            "jinja2.ext:babel_extract",
+            str(path),
+            keywords=KEYWORDS,
+            options={"extensions": "jinja2.ext.i18n"},
+        ):
+            yield from _ids(message, path, line)
+    for path in modules:
+        for line, message, _comments, _ctx in extract_from_file("python", str(path), keywords=PY_KEYWORDS):
+            yield from _ids(message, path, line)
+
+
+def _ids(message: str | tuple[str, ...], path: Path, line: int) -> Iterator[tuple[str, str, int]]:
+    parts = message if isinstance(message, tuple) else (message,)
+    for part in parts:
+        if part:
+            yield part, str(path.relative_to(WEB_DIR)), line
+
+
+def po_path(lang: str, area: str) -> Path:
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{area}.po"
+
+
+def update(area: str, *, check: bool) -> list[str]:
+    """Problems found (missing/untranslated), after adding missing ids unless ``check``."""
+    found: dict[str, list[tuple[str, int]]] = {}
+    for msgid, where, line in messages(area):
+        found.setdefault(msgid, []).append((where, line))
+    problems: list[str] = []
+    for lang in LANGUAGES:
+        if lang == DEFAULT_LANGUAGE:
+            continue
+        path = po_path(lang, area)
+        if path.is_file():
+            with path.open("rb") as fh:
+                catalog = read_po(fh, locale=lang)
+        else:
+            catalog = Catalog(locale=lang, project="vpsbridge", domain=area)
+        for msgid, locations in found.items():
+            if msgid not in catalog:
+                problems.append(f"{lang}/{area}.po: missing {msgid!r} ({locations[0][0]}:{locations[0][1]})")
+                catalog.add(msgid, "", locations=locations)
+            else:
+                catalog[msgid].locations = locations
+                if not catalog[msgid].string:
+                    problems.append(f"{lang}/{area}.po: untranslated {msgid!r}")
+        if not check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as fh:
+                write_po(fh, catalog, width=110, sort_output=True, omit_header=False)
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("area", choices=["ui", "portal", "admin"])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when incomplete")
+    args = parser.parse_args(argv)
+    problems = update(args.area, check=args.check)
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
