@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from vpsbridge import __version__
 from vpsbridge.billing.whmcs import idempotency, lifecycle
-from vpsbridge.billing.whmcs.options import MODULE_SETTINGS, parse_module_settings
+from vpsbridge.billing.whmcs.options import MODULE_SETTINGS, merge_into, parse_module_settings
 from vpsbridge.logs import get_logger
 from vpsbridge.services.audit import Actor
 from vpsbridge.services.errors import Conflict, Invalid, NotFound
-from vpsbridge.services.products import upsert_product_from_billing
+from vpsbridge.services.products import get_product_by_billing_id, upsert_product_from_billing
 
 if TYPE_CHECKING:
     from vpsbridge.services.context import AppContext
@@ -166,9 +166,9 @@ async def sync_product(ctx: AppContext, call: BridgeCall) -> str:
     settings = parse_module_settings(call.params)
     name = str(call.product.get("name") or f"WHMCS product {pid}")
     stock_control = str(call.product.get("stockcontrol") or "0") in ("1", "on", "true")
-    await upsert_product_from_billing(
-        ctx, pid, settings.product_fields(name=name, stock_control=stock_control), call.actor
-    )
+    fields = settings.product_fields(name=name, stock_control=stock_control)
+    fields = merge_into(await get_product_by_billing_id(ctx, pid), fields)
+    await upsert_product_from_billing(ctx, pid, fields, call.actor)
     return pid
 
 
@@ -409,28 +409,28 @@ async def after_module_create(ctx: AppContext, call: BridgeCall) -> dict[str, An
         if waiting
         else "every service of the order has a server"
     )
-    stock = await lifecycle.stock(ctx, call.extra.get("products"))
+    stock = await lifecycle.stock(ctx, call.extra.get("products"), "provision")
     return {"ok": True, "accept_order": accept, "reason": reason, "stock": stock}
 
 
 @_hook("AfterModuleTerminate")
 async def after_module_terminate(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
-    return {"ok": True, "stock": await lifecycle.stock(ctx, call.extra.get("products"))}
+    return {"ok": True, "stock": await lifecycle.stock(ctx, call.extra.get("products"), "terminate")}
 
 
 @_hook("AfterCronJob")
 async def after_cron(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
-    return {"ok": True, "stock": await lifecycle.stock(ctx, call.extra.get("products"))}
+    return {"ok": True, "stock": await lifecycle.stock(ctx, call.extra.get("products"), "cron")}
 
 
 @_hook("DailyCronJob")
 async def daily_cron(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
-    return {"ok": True, "stock": await lifecycle.stock(ctx, call.extra.get("products"))}
+    return {"ok": True, "stock": await lifecycle.stock(ctx, call.extra.get("products"), "cron")}
 
 
 @_hook("ClientAreaPageCart")
 async def cart_page(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
-    return {"ok": True, "stock": await lifecycle.stock(ctx, call.extra.get("products"))}
+    return {"ok": True, "stock": await lifecycle.stock(ctx, call.extra.get("products"), "cart")}
 
 
 @_hook("ShoppingCartValidateCheckout")

@@ -7,23 +7,27 @@ translation between the two and holds no state of its own.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from vpsbridge.billing.whmcs.options import merge_into, parse_module_settings
+from vpsbridge.logs import get_logger
 from vpsbridge.platforms.models import ServerRef
 from vpsbridge.services import platforms as platform_service
 from vpsbridge.services import provisioning as prov
 from vpsbridge.services.audit import Actor
 from vpsbridge.services.errors import Invalid, NotFound, ServiceError
-from vpsbridge.services.products import get_product_by_billing_id, upsert_product_from_billing
+from vpsbridge.services.products import get_product_by_billing_id
 from vpsbridge.services.provisioning.drivers import open_driver
 from vpsbridge.services.provisioning.records import set_server
+from vpsbridge.services.stock import BillingStockQuery, Trigger, stock_for_billing
 
 if TYPE_CHECKING:
     from vpsbridge.services.context import AppContext
     from vpsbridge.services.provisioning import ActionOut, ServiceOut
+
+log = get_logger(__name__)
 
 #: Service states in which the platform has (or is building) a server for the service.
 HAS_SERVER = ("provisioning", "active", "suspended")
@@ -298,17 +302,14 @@ async def ssh_keys(ctx: AppContext, product: str, client_id: str) -> list[dict[s
         return keys
 
 
-async def stock(ctx: AppContext, products: Any) -> dict[str, int | None]:
+async def stock(ctx: AppContext, products: Any, trigger: Trigger) -> dict[str, int | None]:
     """Stock per billing product id for the stock-controlled products WHMCS listed.
 
-    Each product is upserted from its module settings first, so stock is computed for what WHMCS has
-    now. ``None`` means "unknown, leave the quantity alone". Until a stock service is installed the
-    answer is empty, which changes nothing in WHMCS.
+    Each product carries its module settings, so the stock service computes for what WHMCS has now.
+    ``None`` means "unknown, leave the quantity alone"; a product with broken settings and any
+    failure of the computation answer ``None`` too - a hook must never zero stock by accident.
     """
-    from vpsbridge.billing.whmcs.options import parse_module_settings
-
-    ids: list[str] = []
-    actor = Actor(type="bridge", id="whmcs")
+    queries: list[BillingStockQuery] = []
     for row in products if isinstance(products, list) else []:
         if not isinstance(row, Mapping) or not row.get("id"):
             continue
@@ -317,18 +318,14 @@ async def stock(ctx: AppContext, products: Any) -> dict[str, int | None]:
             fields = parse_module_settings(row).product_fields(
                 name=str(row.get("name") or pid), stock_control=True
             )
-            await upsert_product_from_billing(ctx, pid, fields, actor)
         except ServiceError:
-            continue  # a product with broken settings: leave its quantity alone
-        ids.append(pid)
-    if not ids:
+            continue
+        fields = merge_into(await get_product_by_billing_id(ctx, pid), fields)
+        queries.append(BillingStockQuery(billing_product_id=pid, stock_control=True, product=fields))
+    if not queries:
         return {}
     try:
-        module = importlib.import_module("vpsbridge.services.stock")
-    except ImportError:
-        return {}
-    compute = getattr(module, "stock_for_billing", None)
-    if compute is None:
-        return {}
-    result = await compute(ctx, ids)
-    return {str(k): (None if v is None else int(v)) for k, v in dict(result).items()}
+        return await stock_for_billing(ctx, queries, trigger=trigger)
+    except Exception as exc:  # a hook answer (order acceptance) must not fail because of stock
+        log.warning("bridge_stock_failed", error=f"{type(exc).__name__}: {exc}", trigger=trigger)
+        return {q.billing_product_id: None for q in queries}

@@ -87,7 +87,7 @@ class ProductSettings:
         placement: dict[str, Any] = {}
         if self.group is not None:
             placement["hypervisor_group_id"] = self.group
-        plan: dict[str, Any] = {"ipv4": self.default_ipv4}
+        plan: dict[str, Any] = {"default_ipv4": self.default_ipv4}
         if self.package is not None:
             plan["package_id"] = self.package
         settings: dict[str, Any] = {
@@ -96,7 +96,7 @@ class ProductSettings:
             "topoff_amount": self.topoff_amount,
         }
         if self.terminate_delay_minutes is not None:
-            settings["terminate_delay_minutes"] = self.terminate_delay_minutes
+            settings["terminate_delay_seconds"] = self.terminate_delay_minutes * 60
         return {
             "name": name,
             "platform": int(self.platform) if self.platform.isdigit() else self.platform,
@@ -137,3 +137,19 @@ def parse_module_settings(params: Mapping[str, Any]) -> ProductSettings:
         stock_buffer_pct=min(100.0, max(0.0, buffer)),
         terminate_delay_minutes=_int(raw(9), "Termination delay (minutes)"),
     )
+
+
+def merge_into(existing: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """Merge the WHMCS-derived dict fields into what the product already holds.
+
+    Operators add settings WHMCS does not know about (``option_names``, ``ignored_options``, a DNS
+    zone); an upsert from WHMCS must update its own keys and keep those.
+    """
+    if existing is None:
+        return fields
+    merged = dict(fields)
+    for key in ("placement", "plan", "settings"):
+        current = getattr(existing, key, None)
+        if isinstance(current, Mapping):
+            merged[key] = {**current, **fields.get(key, {})}
+    return merged
