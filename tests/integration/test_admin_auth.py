@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 
 import pytest
 from admin_support import ACTOR, PASSWORD, audit_actions, ctx, make_admin
@@ -189,12 +188,3 @@ async def test_sso_token_expires_and_unknown_users_are_refused(ctx: AppContext) 
         row.is_active = False
     with pytest.raises(NotFound):
         await mint_admin_sso(ctx, "alice", Actor("bridge", "whmcs"))
-
-
-async def test_purge_removes_only_expired_sso_tokens(ctx: AppContext) -> None:
-    await make_admin(ctx)
-    await mint_admin_sso(ctx, "alice", Actor("bridge", "whmcs"), ttl_seconds=-1)
-    live = await mint_admin_sso(ctx, "alice", Actor("bridge", "whmcs"))
-    assert await admin_auth.purge_expired_sso(ctx) == 1
-    assert live.expires_at > dt.datetime.now(dt.UTC)
-    assert await consume_admin_sso(ctx, live.token) is not None

@@ -12,9 +12,9 @@ turns into a session:
   is remembered atomically in the cache, so a code read over a shoulder cannot be replayed.
 * **Single sign-on** (:func:`mint_admin_sso` / :func:`consume_admin_sso`): WHMCS's admin area asks the
   bridge for a one-time token for the WHMCS admin's username; the browser brings it to
-  ``/admin/sso``. Only a SHA-256 of the token is stored (a row of the ``sessions`` table of kind
-  ``admin-sso``), it lives 60 seconds, and it is consumed by one ``DELETE ... RETURNING`` - two
-  browsers racing with the same token cannot both win. WHMCS has already authenticated (and, if
+  ``/admin/sso``. The token is a one-time token of :mod:`vpsbridge.services.web_sessions` (only its
+  SHA-256 is stored, kind ``admin_sso``), it lives 60 seconds, and consuming it is one atomic delete -
+  two browsers racing with the same token cannot both win. WHMCS has already authenticated (and, if
   configured, second-factored) its admin, so SSO does not ask for a TOTP code again.
 
 Tickets and pending TOTP secrets travel through the browser encrypted with the context's secret box
@@ -34,13 +34,14 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
+from vpsbridge.services import web_sessions
 from vpsbridge.services.admins import admin_out, verify_admin_login
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Invalid, NotFound, ServiceError
 from vpsbridge.services.schemas import AdminOut
-from vpsbridge.store.models import Admin, WebSession, utcnow
+from vpsbridge.store.models import Admin, utcnow
 from vpsbridge.store.secrets import SecretDecryptError
 
 if TYPE_CHECKING:
@@ -58,7 +59,8 @@ TICKET_TTL_SECONDS = 300
 ENROL_TTL_SECONDS = 900
 #: How long an SSO token minted for the WHMCS admin area stays valid.
 SSO_TTL_SECONDS = 60
-SSO_KIND = "admin-sso"
+#: The area whose one-time tokens these are (stored as ``admin_sso`` rows by ``web_sessions``).
+SSO_KIND = "admin"
 
 #: Failed sign-in attempts allowed per window, per username and per client address.
 LOGIN_LIMIT = 10
@@ -313,11 +315,6 @@ class AdminSsoToken:
     admin_id: int
 
 
-def _sso_id(token: str) -> str:
-    # Prefixed so a token's hash can never equal the hash of a session cookie of the same text.
-    return hashlib.sha256(f"{SSO_KIND}:{token}".encode()).hexdigest()
-
-
 async def mint_admin_sso(
     ctx: AppContext, username: str, actor: Actor, *, ttl_seconds: float = SSO_TTL_SECONDS
 ) -> AdminSsoToken:
@@ -328,49 +325,31 @@ async def mint_admin_sso(
     so WHMCS access never silently becomes console access.
     """
     name = username.strip()
-    token = secrets.token_urlsafe(32)
-    expires = utcnow() + dt.timedelta(seconds=ttl_seconds)
+    ttl = dt.timedelta(seconds=ttl_seconds)
     async with ctx.db.session() as session:
         row = await session.scalar(select(Admin).where(Admin.username == name))
         if row is None or not row.is_active:
             raise NotFound(
                 f"no active operator account named {name!r}; create it with `vpsbridge admin create-user`"
             )
-        session.add(
-            WebSession(
-                id=_sso_id(token),
-                kind=SSO_KIND,
-                subject=str(row.id),
-                csrf_token="-",  # noqa: S106 - a token row, not a session: no form posts with it
-                data={},
-                expires_at=expires,
-            )
-        )
-        await session.flush()
-        await record(session, actor, "admin.sso_mint", "admin", row.id, {"username": row.username})
         admin_id = row.id
+        await record(session, actor, "admin.sso_mint", "admin", admin_id, {"username": row.username})
+    token = await web_sessions.mint_one_time_token(ctx, SSO_KIND, str(admin_id), ttl=ttl)
     return AdminSsoToken(
         token=token,
         path=f"/admin/sso?token={urllib.parse.quote(token)}",
-        expires_at=expires,
+        expires_at=utcnow() + ttl,
         admin_id=admin_id,
     )
 
 
 async def consume_admin_sso(ctx: AppContext, token: str, *, ip: str | None = None) -> AdminOut | None:
     """The operator a valid, unexpired, unused token was minted for; the token is gone afterwards."""
-    if not token or len(token) > 200:
+    used = await web_sessions.consume_one_time_token(ctx, SSO_KIND, token)
+    if used is None or not used.subject.isdigit():
         return None
     async with ctx.db.session() as session:
-        result = await session.execute(
-            delete(WebSession)
-            .where(WebSession.id == _sso_id(token), WebSession.kind == SSO_KIND)
-            .returning(WebSession.subject, WebSession.expires_at)
-        )
-        found = result.first()
-        if found is None or found.expires_at <= utcnow():
-            return None
-        row = await session.get(Admin, int(found.subject))
+        row = await session.get(Admin, int(used.subject))
         if row is None or not row.is_active:
             return None
         row.last_login_at = utcnow()
@@ -379,14 +358,3 @@ async def consume_admin_sso(ctx: AppContext, token: str, *, ip: str | None = Non
             session, Actor("admin", str(row.id), ip), "admin.login", "admin", row.id, {"method": "sso"}
         )
         return admin_out(row)
-
-
-async def purge_expired_sso(ctx: AppContext) -> int:
-    """Delete SSO tokens nobody used (they are harmless, but need not linger)."""
-    async with ctx.db.session() as session:
-        result = await session.execute(
-            delete(WebSession)
-            .where(WebSession.kind == SSO_KIND, WebSession.expires_at <= utcnow())
-            .execution_options(synchronize_session=False)
-        )
-    return int(getattr(result, "rowcount", 0) or 0)
