@@ -22,7 +22,7 @@ MODULE_DIR = REPO / "integrations" / "whmcs" / "modules" / "servers" / "vpsbridg
 HARNESS = Path(__file__).parent / "php" / "harness.php"
 STACK = Path(__file__).parent / "stack.py"
 ILLUMINATE = Path("/usr/share/php/Illuminate/Database/autoload.php")
-SIM_TOKEN = "e2e-virtfusion-token"  # noqa: S105
+SIM_TOKEN = "e2e-virtfusion-token"
 
 
 def port_open(host: str, port: int) -> bool:
@@ -35,7 +35,10 @@ def mariadb_database() -> Iterator[str]:
     """A throw-away MariaDB database (dropped afterwards)."""
     mysql = require_binary("mysql")
     require(port_open("127.0.0.1", 3306), "MariaDB is not running on 127.0.0.1:3306")
-    require(ILLUMINATE.exists(), "php-illuminate-database is not installed (apt-get install php-illuminate-database)")
+    require(
+        ILLUMINATE.exists(),
+        "php-illuminate-database is not installed (apt-get install it)",
+    )
     name = f"whmcs_e2e_{uuid.uuid4().hex[:10]}"
     base = [mysql, "-h127.0.0.1", "-P3306", "-uroot"]
     subprocess.run([*base, "-e", f"CREATE DATABASE `{name}`"], check=True)

@@ -24,7 +24,7 @@ from vpsbridge.sim.virtfusion.state import VirtFusionState
 from vpsbridge.store import migrate
 from vpsbridge.web.app import create_app
 
-TOKEN = "e2e-virtfusion-token"  # noqa: S105 - the simulator's token
+TOKEN = "e2e-virtfusion-token"
 
 
 def free_port() -> int:
@@ -64,7 +64,9 @@ async def main(data_dir: Path, secret: str) -> None:
 
     state = VirtFusionState(tokens={TOKEN: None}).seed_demo()
     state.task_seconds = 0.5
-    sim = uvicorn.Server(uvicorn.Config(create_sim(state), host="127.0.0.1", port=sim_port, log_level="warning"))
+    sim = uvicorn.Server(
+        uvicorn.Config(create_sim(state), host="127.0.0.1", port=sim_port, log_level="warning")
+    )
     app = create_app(settings, with_worker=True, migrate=False)
     web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=bridge_port, log_level="warning"))
     tasks = [asyncio.create_task(sim.serve()), asyncio.create_task(web.serve())]

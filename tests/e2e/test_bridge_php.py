@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx2
 import pytest
-
 from bridge_support import Stack, Whmcs, mariadb_database, start_stack
+
 from vpsbridge.billing.whmcs.signing import signed_headers
 
 
@@ -26,7 +26,9 @@ def whmcs(stack: Stack) -> Iterator[Whmcs]:
     for database in mariadb_database():
         w = Whmcs(database)
         assert w.run({"cmd": "setup"})["result"]["ok"]
-        w.insert("tblservers", name="vpsbridge", hostname=stack.bridge, type="vpsbridge", accesshash=stack.secret)
+        w.insert(
+            "tblservers", name="vpsbridge", hostname=stack.bridge, type="vpsbridge", accesshash=stack.secret
+        )
         yield w
 
 
@@ -39,13 +41,20 @@ def new_product(w: Whmcs, name: str | None = None, **settings: Any) -> int:
     values = {"configoption1": "vf", "configoption2": "1", "configoption3": "1", "configoption4": "1"}
     values.update(settings)
     return w.insert(
-        "tblproducts", name=name or f"VPS {uuid.uuid4().hex[:6]}", servertype="vpsbridge", stockcontrol=1, qty=0, **values
+        "tblproducts",
+        name=name or f"VPS {uuid.uuid4().hex[:6]}",
+        servertype="vpsbridge",
+        stockcontrol=1,
+        qty=0,
+        **values,
     )
 
 
 def new_order(w: Whmcs, client: int, pid: int, count: int = 1) -> tuple[int, list[int]]:
     order = w.insert("tblorders", userid=client, status="Pending")
-    services = [w.insert("tblhosting", userid=client, orderid=order, packageid=pid, server=1) for _ in range(count)]
+    services = [
+        w.insert("tblhosting", userid=client, orderid=order, packageid=pid, server=1) for _ in range(count)
+    ]
     return order, services
 
 
@@ -67,7 +76,11 @@ def params(stack: Stack, w: Whmcs, service: int, *, os_id: str | None, **extra: 
         "serverhostname": stack.bridge,
         "serveraccesshash": stack.secret,
         "serversecure": "",
-        "clientsdetails": {"firstname": "Ada", "lastname": "Lovelace", "email": f"ada{row['userid']}@example.net"},
+        "clientsdetails": {
+            "firstname": "Ada",
+            "lastname": "Lovelace",
+            "email": f"ada{row['userid']}@example.net",
+        },
         "customfields": {"Initial Operating System": os_id or "", "Initial SSH Key": ""},
         "configoptions": {},
     }
@@ -86,7 +99,8 @@ def test_connection_and_settings_loaders(stack: Stack, whmcs: Whmcs) -> None:
     assert whmcs.module("TestConnection", p)["result"] == {"success": True, "error": ""}
     assert "vf" in whmcs.module("LoadPlatforms", {**p, "configoption1": "vf"})["result"]
     groups = whmcs.module("LoadGroups", {**p, "configoption1": "vf"})["result"]
-    assert groups and all(isinstance(v, str) for v in groups.values())
+    assert groups
+    assert all(isinstance(v, str) for v in groups.values())
     meta = whmcs.module("MetaData")["result"]
     assert meta["APIVersion"] == "1.1"
     assert list(whmcs.module("ConfigOptions")["result"])[:3] == ["platform", "group", "package"]
@@ -111,7 +125,9 @@ def test_service_down_fails_readably_and_quickly(whmcs: Whmcs) -> None:
 def test_expired_and_replayed_requests_are_refused(stack: Stack) -> None:
     path = "/bridge/v1/module/TestConnection"
     body = b'{"params": {}}'
-    old = signed_headers(stack.secret, "POST", path, body, nonce=uuid.uuid4().hex, timestamp=int(time.time()) - 301)
+    old = signed_headers(
+        stack.secret, "POST", path, body, nonce=uuid.uuid4().hex, timestamp=int(time.time()) - 301
+    )
     response = httpx2.post(stack.bridge + path, content=body, headers=old)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "expired"
@@ -154,12 +170,14 @@ def test_whole_lifecycle_with_a_repeated_create(stack: Stack, whmcs: Whmcs) -> N
     assert whmcs.module("SuspendAccount", p)["result"] == "success"  # a WHMCS retry replays
     assert whmcs.module("UnsuspendAccount", p)["result"] == "success"
     sso = whmcs.module("ServiceSingleSignOn", p)["result"]
-    assert sso["success"] is True and sso["redirectTo"].startswith(stack.sim)
+    assert sso["success"] is True
+    assert sso["redirectTo"].startswith(stack.sim)
     area = whmcs.module("ClientArea", p)["result"]
     assert area["tabOverviewModuleOutputTemplate"] == "templates/overview.tpl"
     assert area["templateVariables"]["vpsbridge"]["status"] in ("active", "provisioning")
     accounts = whmcs.module("ListAccounts", p)["result"]
-    assert accounts["success"] is True and accounts["accounts"]
+    assert accounts["success"] is True
+    assert accounts["accounts"]
     assert whmcs.module("TerminateAccount", p)["result"] == "success"
 
 
@@ -190,7 +208,9 @@ def test_three_vps_order_is_accepted_only_after_the_third_server(stack: Stack, w
             assert status == "Pending"
         else:
             assert accepted, hooked["modulelog"]
-            assert accepted == [{"action": "AcceptOrder", "values": {"orderid": order, "autosetup": False, "sendemail": True}}]
+            assert accepted == [
+                {"action": "AcceptOrder", "values": {"orderid": order, "autosetup": False, "sendemail": True}}
+            ]
             assert status == "Active"
 
 
@@ -202,12 +222,22 @@ def test_missing_os_choice_is_refused_at_create_and_checkout(stack: Stack, whmcs
     assert "no operating system was chosen" in result
     assert service_count(stack) == before
 
-    whmcs.module("TestConnection", {"pid": pid, "serverhostname": stack.bridge, "serveraccesshash": stack.secret})
-    fields = {r["fieldname"]: r["id"] for r in whmcs.sql("SELECT id, fieldname FROM tblcustomfields WHERE relid = ?", pid)}
-    cart = {"cart": {"products": [{"pid": pid, "customfields": {str(fields["Initial Operating System"]): ""}}]}}
+    whmcs.module(
+        "TestConnection", {"pid": pid, "serverhostname": stack.bridge, "serveraccesshash": stack.secret}
+    )
+    fields = {
+        r["fieldname"]: r["id"]
+        for r in whmcs.sql("SELECT id, fieldname FROM tblcustomfields WHERE relid = ?", pid)
+    }
+    cart = {
+        "cart": {"products": [{"pid": pid, "customfields": {str(fields["Initial Operating System"]): ""}}]}
+    }
     errors = whmcs.hook("ShoppingCartValidateCheckout", {}, session=cart)["result"][0]
-    assert len(errors) == 1 and "operating system" in errors[0]
-    cart["cart"]["products"][0]["customfields"] = {str(fields["Initial Operating System"]): os_template(stack)}
+    assert len(errors) == 1
+    assert "operating system" in errors[0]
+    cart["cart"]["products"][0]["customfields"] = {
+        str(fields["Initial Operating System"]): os_template(stack)
+    }
     assert whmcs.hook("ShoppingCartValidateCheckout", {}, session=cart)["result"][0] == []
 
 
@@ -217,7 +247,8 @@ def test_unknown_product_options_are_refused_readably(stack: Stack, whmcs: Whmcs
     before = service_count(stack)
     p = params(stack, whmcs, service, os_id=os_template(stack), configoptions={"Flux Capacitor": "3|Three"})
     result = whmcs.module("CreateAccount", p)["result"]
-    assert "Flux Capacitor" in result and "unknown" in result.lower()
+    assert "Flux Capacitor" in result
+    assert "unknown" in result.lower()
     assert service_count(stack) == before
 
 
