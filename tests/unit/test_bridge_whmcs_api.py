@@ -93,7 +93,7 @@ async def test_result_error_with_http_200_is_a_failure() -> None:
 async def test_403_with_json_is_an_auth_error_naming_the_cause() -> None:
     fake = FakeWhmcs({"GetOrders": (403, {"result": "error", "message": "Invalid IP 203.0.113.9"})})
     async with client(fake) as api:
-        with pytest.raises(WhmcsAuthError, match="Invalid IP 203.0.113.9"):
+        with pytest.raises(WhmcsAuthError, match=r"Invalid IP 203\.0\.113\.9"):
             await api.get_orders(id=1)
 
 
@@ -123,5 +123,5 @@ async def test_custom_fields_are_base64_php_serialized_and_pages_are_followed() 
 
 
 def test_credentials_are_required() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="identifier and secret"):
         WhmcsClient(WhmcsCredentials(url="https://billing.example.com"))
