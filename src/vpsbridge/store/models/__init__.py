@@ -6,6 +6,7 @@ from vpsbridge.store.models.catalog import DnsProvider, DnsZone, Platform, Produ
 from vpsbridge.store.models.inventory import IpAddress, IpPool, Server, Service
 from vpsbridge.store.models.jobs import Job, JobLog, JobStep, PeriodicTask
 from vpsbridge.store.models.records import AuditLog, StockResult, UpstreamRequest
+from vpsbridge.store.models.vmids import VmidReservation
 
 __all__ = [
     "Admin",
@@ -28,6 +29,7 @@ __all__ = [
     "Timestamped",
     "UTCDateTime",
     "UpstreamRequest",
+    "VmidReservation",
     "WebSession",
     "utcnow",
 ]
