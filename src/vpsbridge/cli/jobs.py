@@ -42,6 +42,7 @@ def worker(
 ) -> None:
     """Claim and run jobs, and fire due periodic tasks, until SIGTERM or Ctrl-C."""
     settings = settings_for(ctx)
+    import vpsbridge.billing.whmcs.report  # noqa: F401 - reports job outcomes back to WHMCS
     from vpsbridge.jobs.worker import Worker
     from vpsbridge.logs import configure_logging
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vpsbridge import __version__
-from vpsbridge.billing.whmcs import idempotency, lifecycle
+from vpsbridge.billing.whmcs import idempotency, lifecycle, report
 from vpsbridge.billing.whmcs.options import MODULE_SETTINGS, merge_into, parse_module_settings
 from vpsbridge.logs import get_logger
 from vpsbridge.services.audit import Actor
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from vpsbridge.services.context import AppContext
 
 log = get_logger(__name__)
+
+#: Importing the bridge registers the listeners that report job outcomes back to WHMCS.
+report.register()
 
 #: The custom fields the module creates on every product and reads at CreateAccount.
 OS_FIELD = "Initial Operating System"

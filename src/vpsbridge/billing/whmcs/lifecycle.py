@@ -119,10 +119,13 @@ async def change_password(
     """WHMCS's ChangePassword: the platform sets a new root password and vpsbridge reports it back.
 
     Platforms such as VirtFusion choose the password themselves, so the one typed in WHMCS cannot be
-    applied; the real one reaches WHMCS through the ``password_reset`` event (UpdateClientProduct).
+    applied; the real one is written into WHMCS right after (UpdateClientProduct).
     """
     del password
-    await prov.reset_password(ctx, _ref(billing_service_id), actor)
+    from vpsbridge.billing.whmcs.report import report_login_later
+
+    creds = await prov.reset_password(ctx, _ref(billing_service_id), actor)
+    report_login_later(ctx, creds.service_id, billing_service_id)
     return {"ok": True, "message": "root password reset; WHMCS receives the new one"}
 
 
