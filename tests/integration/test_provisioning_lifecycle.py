@@ -172,6 +172,8 @@ async def test_reset_password_rename_and_change_package(world: World) -> None:
     upstream = next(iter(world.cloud.servers.values()))
     assert upstream.password == creds.password
     assert (await service_credentials(world.app, sid)).password == creds.password
+    assert world.events.kinds(sid)[-1] == "password_reset"
+    assert creds.password not in str(world.events.seen[-1].details)
 
     renamed = await rename_service(world.app, sid, ACTOR, hostname="new.example.net")
     assert renamed.service.server.hostname == "new.example.net"  # type: ignore[union-attr]

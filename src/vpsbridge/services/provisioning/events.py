@@ -13,9 +13,10 @@ Event kinds (:data:`EVENT_KINDS`): ``provisioned`` (built, credentials stored; f
 with :func:`vpsbridge.services.provisioning.service_credentials`; ``details`` has ipv4, ipv6,
 hostname, username), ``build_failed`` (``details["error"]``), ``create_unknown`` (a platform that can
 list servers found none or several), ``package_changed`` (``details["warnings"]``),
-``addresses_changed`` (e.g. IPv6 appeared after the build), ``terminated``, ``terminate_failed``
-(``details["error"]``). ``"*"`` receives every kind. Actions answered synchronously (suspend,
-unsuspend, password reset, power, rename) raise no event: their caller already has the answer.
+``addresses_changed`` (e.g. IPv6 appeared after the build), ``password_reset`` (a new login is
+stored; raised once, right after the reset, outside a job), ``terminated``, ``terminate_failed``
+(``details["error"]``). ``"*"`` receives every kind. Other actions answered synchronously (suspend,
+unsuspend, power, rename) raise no event: their caller already has the answer.
 
 Delivery is *at least once*: a workflow step calls :func:`deliver`, which runs every listener that
 has not yet succeeded for this event (remembered in the job's state) and raises if one failed, so
@@ -41,6 +42,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "create_unknown",
     "package_changed",
     "addresses_changed",
+    "password_reset",
     "terminated",
     "terminate_failed",
 )

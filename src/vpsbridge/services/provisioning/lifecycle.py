@@ -52,6 +52,7 @@ from vpsbridge.services.inputs import parse_input
 from vpsbridge.services.lookup import find_by_ref
 from vpsbridge.services.provisioning.credentials import read_credentials, store_credentials
 from vpsbridge.services.provisioning.drivers import PlatformConfig, open_driver, platform_config
+from vpsbridge.services.provisioning.events import ServiceEvent, emit
 from vpsbridge.services.provisioning.flavours import Flavour, ProductView, SpecRequest, flavour_for
 from vpsbridge.services.provisioning.records import (
     ServiceRef,
@@ -920,6 +921,18 @@ async def reset_password(ctx: AppContext, ref: ServiceRef, actor: Actor) -> Cred
         await record(
             session, actor, "service.reset_password", LABEL, target.service_id, {"username": reset.username}
         )
+    async with ctx.db.session() as session:
+        service = await find_service(session, target.service_id)
+        event = ServiceEvent(
+            kind="password_reset",
+            event_id=f"password_reset:{target.server_id}:{utcnow().isoformat()}",
+            service_id=service.id,
+            billing_service_id=service.billing_service_id,
+            client_id=service.client_id,
+            server_id=target.server_id,
+            details={"username": reset.username},
+        )
+    await emit(ctx, event)
     return await service_credentials(ctx, target.service_id)
 
 
