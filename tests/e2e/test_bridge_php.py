@@ -268,3 +268,31 @@ def test_php_files_lint_clean() -> None:
     for path in sorted(Path(MODULE_DIR).rglob("*.php")):
         done = subprocess.run(["php", "-l", str(path)], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_order_form_gets_the_os_gallery_data(stack: Stack, whmcs: Whmcs) -> None:
+    import json
+    import re
+
+    pid = new_product(whmcs)
+    vars_ = {
+        "templatefile": "configureproduct",
+        "pid": pid,
+        "productinfo": {"pid": pid, "module": "vpsbridge"},
+    }
+    html = whmcs.hook("ClientAreaFooterOutput", vars_)["result"][0]
+    found = re.search(r'<script type="application/json" id="vpsbridge-order-config">(.*?)</script>', html)
+    assert found, html
+    config = json.loads(found.group(1))
+    assert config["error"] == ""
+    assert config["osFieldId"] > 0
+    assert config["keyFieldId"] > 0
+    assert os_template(stack) in {str(t["id"]) for t in config["templates"]}
+    assert whmcs.hook("ClientAreaFooterOutput", {"templatefile": "clientareahome"})["result"] == [""]
+
+
+def test_usage_update_writes_whmcs_columns(stack: Stack, whmcs: Whmcs) -> None:
+    answer = whmcs.module(
+        "UsageUpdate", {"serverid": 1, "serverhostname": stack.bridge, "serveraccesshash": stack.secret}
+    )
+    assert answer["result"] == "success"
