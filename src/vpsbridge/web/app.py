@@ -27,6 +27,7 @@ from vpsbridge.web.api import api_router
 from vpsbridge.web.bridge import router as bridge_router
 from vpsbridge.web.errors import install_error_handlers
 from vpsbridge.web.middleware import RequestContextMiddleware
+from vpsbridge.web.portal import router as portal_router
 
 if TYPE_CHECKING:
     from vpsbridge.jobs.worker import Worker
@@ -111,6 +112,7 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(docs.router)
     app.include_router(api_router, prefix="/api/v1")
+    app.include_router(portal_router)
     app.include_router(bridge_router)
     app.mount(docs.STATIC_URL, StaticFiles(directory=docs.STATIC_DIR), name="static")
     return app

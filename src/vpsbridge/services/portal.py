@@ -1,0 +1,598 @@
+"""The client portal's application service: sign-in links, ownership, and what each panel shows.
+
+**Sign-in.** A portal link carries a one-time token bound to a billing client *and* one of their
+services; it lives two minutes and works once (:mod:`vpsbridge.services.web_sessions` makes the
+single use atomic). WHMCS's single sign-on button (through the bridge), the operator console ("open
+the portal as this client") and the CLI (``vpsbridge portal link``) all mint through
+:func:`mint_portal_link`.
+
+**Ownership.** Every portal request names a service; :func:`owned_service` re-reads it and refuses
+(404, so existence is not revealed) unless it belongs to the signed-in client. A service without a
+server yet answers 409 with what to do (:class:`NotProvisioned`).
+
+**Upstream economy.** The overview reads the platform once per server per ``INFO_TTL`` through the
+shared cache's single-flight fetch, so fifty people refreshing one page cost one API call; slow
+panels (traffic, OS gallery, backups) have their own longer TTLs and load separately. When the
+platform cannot be asked, the last known record is shown with a note instead of an error page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import select
+
+from vpsbridge.platforms import registry
+from vpsbridge.platforms.models import ConsoleTicket, OsTemplate, PowerAction, ServerInfo, ServerRef
+from vpsbridge.services import web_sessions
+from vpsbridge.services.audit import Actor, record
+from vpsbridge.services.errors import Conflict, Invalid, NotFound, ServiceError, UpstreamError
+from vpsbridge.services.provisioning import lifecycle
+from vpsbridge.services.provisioning.drivers import open_driver
+from vpsbridge.services.provisioning.records import find_service
+from vpsbridge.store.models import Platform, Product, Server, Service, utcnow
+
+if TYPE_CHECKING:
+    from vpsbridge.services.context import AppContext
+
+T = TypeVar("T")
+
+KIND = "portal"
+LINK_TTL = dt.timedelta(minutes=2)
+INFO_TTL = 15.0
+STATE_TTL = 3.0
+STATS_TTL = 20.0
+TRAFFIC_TTL = 300.0
+TEMPLATES_TTL = 600.0
+BACKUPS_TTL = 120.0
+#: Console relay tickets: the browser must connect within this many seconds, once.
+CONSOLE_TICKET_TTL = 30.0
+
+HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+PSEUDO_FILESYSTEMS = frozenset(
+    {"tmpfs", "devtmpfs", "proc", "sysfs", "overlay", "squashfs", "devpts", "cgroup", "cgroup2", "ramfs"}
+)
+
+
+class NotProvisioned(ServiceError):
+    """The service exists but has no server yet (or no longer): nothing to manage in the portal."""
+
+    code = "not_provisioned"
+    http_status = 409
+
+
+class NotOwned(NotFound):
+    """Another client's service, answered like a missing one so ids cannot be probed."""
+
+    code = "not_found"
+
+
+# --- sign-in links ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PortalLink:
+    url: str
+    token: str
+    client_id: str
+    service_id: int
+    expires_at: dt.datetime
+
+
+async def mint_portal_link(
+    ctx: AppContext, service_ref: int | str, actor: Actor, *, base_url: str | None = None
+) -> PortalLink:
+    """A one-time sign-in link to ``service_ref`` (own id or ``billing:<id>``) for its owner."""
+    async with ctx.db.session() as session:
+        service = await find_service(session, service_ref)
+        if service.status == "terminated":
+            raise Conflict(f"service {service.id} is terminated; there is nothing to manage")
+        client_id, service_id = service.client_id, service.id
+        await record(session, actor, "portal.link", "service", service_id, {"client_id": client_id})
+    token = await web_sessions.mint_one_time_token(
+        ctx, KIND, client_id, {"service_id": service_id}, ttl=LINK_TTL
+    )
+    base = (base_url or ctx.settings.public_url or f"http://{ctx.settings.host}:{ctx.settings.port}").rstrip(
+        "/"
+    )
+    return PortalLink(
+        url=f"{base}/portal/sso?token={token}",
+        token=token,
+        client_id=client_id,
+        service_id=service_id,
+        expires_at=utcnow() + LINK_TTL,
+    )
+
+
+async def sso_url(ctx: AppContext, service_ref: int | str, *, admin: bool = False) -> str:
+    """The portal link for the billing bridge's single sign-on buttons (``admin``: opened by staff)."""
+    actor = Actor(type="bridge", id="admin-sso" if admin else "client-sso")
+    return (await mint_portal_link(ctx, service_ref, actor)).url
+
+
+@dataclass(frozen=True, slots=True)
+class PortalSignIn:
+    client_id: str
+    service_id: int
+
+
+async def consume_portal_token(ctx: AppContext, token: str | None) -> PortalSignIn | None:
+    """Use a sign-in token once; ``None`` when unknown, expired or already used."""
+    found = await web_sessions.consume_one_time_token(ctx, KIND, token)
+    if found is None:
+        return None
+    service_id = int(found.data.get("service_id", 0))
+    try:
+        await owned_row(ctx, found.subject, service_id)  # still theirs?
+    except NotFound:
+        return None
+    return PortalSignIn(client_id=found.subject, service_id=service_id)
+
+
+# --- ownership ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedService:
+    """A service of the signed-in client with what the panels need to reach its server."""
+
+    id: int
+    client_id: str
+    billing_service_id: str | None
+    status: str
+    product_name: str | None
+    product_settings: dict[str, Any]
+    plan: dict[str, Any]
+    server_id: int | None
+    platform_id: int | None
+    platform_type: str | None
+    platform_name: str | None
+    external_id: str | None
+    node: str | None
+    hostname: str | None
+    name: str | None
+    server_state: str | None
+    created_at: dt.datetime
+    last_known: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def provisioned(self) -> bool:
+        return self.server_id is not None and self.external_id is not None and self.status != "terminated"
+
+    @property
+    def ref(self) -> ServerRef:
+        if self.external_id is None:
+            raise NotProvisioned("this service has no server yet")
+        return ServerRef(external_id=self.external_id, node=self.node)
+
+    def supports(self, capability: str) -> bool:
+        return capability in capabilities(self.platform_type)
+
+
+def capabilities(platform_type: str | None) -> frozenset[str]:
+    """What the service's driver can do (the portal shows only these panels)."""
+    if not platform_type:
+        return frozenset()
+    try:
+        return registry.driver_class(platform_type).SUPPORTS
+    except Exception:
+        return frozenset()
+
+
+async def owned_row(ctx: AppContext, client_id: str, service_id: int) -> OwnedService:
+    """The service if it belongs to ``client_id``; :class:`NotOwned` (404) otherwise."""
+    async with ctx.db.session() as session:
+        service = await session.get(Service, service_id)
+        if service is None or service.client_id != client_id or service.status == "terminated":
+            raise NotOwned("no such service in your account")
+        product = await session.get(Product, service.product_id) if service.product_id else None
+        server = await session.get(Server, service.server_id) if service.server_id else None
+        platform = await session.get(Platform, server.platform_id) if server is not None else None
+        return OwnedService(
+            id=service.id,
+            client_id=service.client_id,
+            billing_service_id=service.billing_service_id,
+            status=service.status,
+            product_name=product.name if product else None,
+            product_settings=dict(product.settings or {}) if product else {},
+            plan=dict(product.plan or {}) if product else {},
+            server_id=server.id if server else None,
+            platform_id=server.platform_id if server else None,
+            platform_type=platform.type if platform else None,
+            platform_name=platform.name if platform else None,
+            external_id=server.external_id if server else None,
+            node=server.node if server else None,
+            hostname=server.hostname if server else None,
+            name=server.name if server else None,
+            server_state=server.state if server else None,
+            created_at=(server.created_at if server else service.created_at),
+            last_known=dict(server.last_known or {}) if server else {},
+        )
+
+
+async def owned_service(
+    ctx: AppContext, client_id: str, service_id: int, *, provisioned: bool = True
+) -> OwnedService:
+    """Ownership re-check for one request; with ``provisioned`` also demand a server (409 if none)."""
+    owned = await owned_row(ctx, client_id, service_id)
+    if provisioned and not owned.provisioned:
+        what = {
+            "pending": "is still being ordered",
+            "provisioning": "is being set up",
+            "unknown": "is being checked by our staff",
+            "failed": "could not be set up",
+        }.get(owned.status, "has no server yet")
+        raise NotProvisioned(
+            f"This service {what}. The server panels appear once it is ready; "
+            "reload this page in a few minutes or contact support if it stays like this.",
+            details={"status": owned.status},
+        )
+    return owned
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSummary:
+    id: int
+    label: str
+    status: str
+    product_name: str | None
+
+
+async def client_services(ctx: AppContext, client_id: str) -> list[ServiceSummary]:
+    """The client's services for the switcher (terminated ones left out)."""
+    async with ctx.db.session() as session:
+        rows = (
+            await session.execute(
+                select(Service, Server, Product)
+                .outerjoin(Server, Service.server_id == Server.id)
+                .outerjoin(Product, Service.product_id == Product.id)
+                .where(Service.client_id == client_id, Service.status != "terminated")
+                .order_by(Service.id)
+            )
+        ).all()
+    return [
+        ServiceSummary(
+            id=svc.id,
+            label=(srv.name or srv.hostname if srv else None) or f"#{svc.id}",
+            status=svc.status,
+            product_name=prod.name if prod else None,
+        )
+        for svc, srv, prod in rows
+    ]
+
+
+# --- reading the platform ---------------------------------------------------------------------------
+
+
+async def _cached(ctx: AppContext, key: str, ttl: float, fetch: Callable[[], Awaitable[T]]) -> T:
+    return await ctx.cache.get_or_fetch(key, ttl, fetch)
+
+
+def _upstream(exc: Exception, what: str) -> ServiceError:
+    if isinstance(exc, ServiceError):
+        return exc
+    return UpstreamError(f"The platform could not {what} right now; try again in a minute.")
+
+
+async def server_info(ctx: AppContext, owned: OwnedService, *, fresh: bool = False) -> dict[str, Any]:
+    """The platform's view of the server (cached ``INFO_TTL``; ``fresh`` = state polling, short TTL)."""
+    platform_id = owned.platform_id
+    assert platform_id is not None
+
+    async def fetch() -> dict[str, Any]:
+        async with open_driver(ctx, platform_id) as (driver, _):
+            info: ServerInfo = await driver.server_info(owned.ref)
+        return info.model_dump(mode="json")
+
+    key = f"portal:{'state' if fresh else 'info'}:{owned.server_id}"
+    return await _cached(ctx, key, STATE_TTL if fresh else INFO_TTL, fetch)
+
+
+async def forget_server(ctx: AppContext, owned: OwnedService) -> None:
+    """Drop cached reads after an action so the next poll shows the change."""
+    for key in ("info", "state", "stats", "backups"):
+        await ctx.cache.delete(f"portal:{key}:{owned.server_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    state: str
+    hostname: str | None
+    name: str | None
+    ipv4: list[str]
+    ipv6: list[str]
+    os_name: str | None
+    kernel: str | None
+    location: str | None
+    country: str | None
+    created_at: dt.datetime
+    traffic_used: int | None
+    traffic_limit: int | None
+    maintenance: str | None
+    cpu_cores: int | None
+    memory_mb: int | None
+    disk_gb: int | None
+    stale: bool
+
+
+def _country_flag(code: str | None) -> str | None:
+    if not code or len(code) != 2 or not code.isalpha():
+        return None
+    return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in code.upper())
+
+
+async def overview(ctx: AppContext, owned: OwnedService) -> Overview:
+    """Everything the server overview shows, from one (cached) platform read."""
+    stale = False
+    try:
+        info = await server_info(ctx, owned)
+    except Exception:
+        info = {}
+        stale = True
+    raw: dict[str, Any] = info.get("raw") or {}
+    known = owned.last_known
+    location = raw.get("location") or owned.product_settings.get("location") or known.get("location")
+    country = raw.get("country") or owned.product_settings.get("country") or known.get("country")
+    maintenance = raw.get("maintenance") or known.get("maintenance")
+    traffic = raw.get("traffic") if isinstance(raw.get("traffic"), dict) else {}
+    limit_gb = owned.plan.get("traffic_gb")
+    return Overview(
+        state=str(info.get("state") or owned.server_state or "unknown"),
+        hostname=info.get("hostname") or owned.hostname,
+        name=info.get("name") or owned.name,
+        ipv4=list(info.get("ipv4") or known.get("ipv4") or []),
+        ipv6=list(info.get("ipv6") or known.get("ipv6") or []),
+        os_name=raw.get("os_name") or info.get("os_template") or known.get("os_template"),
+        kernel=raw.get("kernel"),
+        location=str(location) if location else None,
+        country=_country_flag(str(country)) if country else None,
+        created_at=owned.created_at,
+        traffic_used=traffic.get("used_bytes") if traffic else None,
+        traffic_limit=(int(limit_gb) * 1024**3 if limit_gb else 0),
+        maintenance=str(maintenance) if maintenance else None,
+        cpu_cores=info.get("cpu_cores") or owned.plan.get("cpu_cores"),
+        memory_mb=info.get("memory_mb") or owned.plan.get("memory_mb"),
+        disk_gb=info.get("disk_gb") or owned.plan.get("disk_gb"),
+        stale=stale,
+    )
+
+
+async def live_stats(ctx: AppContext, owned: OwnedService) -> dict[str, Any]:
+    """CPU, memory, disk I/O and filesystems (pseudo filesystems filtered out)."""
+    platform_id = owned.platform_id
+    assert platform_id is not None
+
+    async def fetch() -> dict[str, Any]:
+        async with open_driver(ctx, platform_id) as (driver, _):
+            info = await driver.server_info(owned.ref, live=True)
+        raw = info.raw or {}
+        filesystems = [
+            fs
+            for fs in (raw.get("filesystems") or [])
+            if isinstance(fs, dict) and str(fs.get("type", "")).lower() not in PSEUDO_FILESYSTEMS
+        ]
+        return {
+            "state": info.state,
+            "stats": dict(info.stats),
+            "filesystems": filesystems,
+            "at": utcnow().isoformat(),
+        }
+
+    try:
+        return await _cached(ctx, f"portal:stats:{owned.server_id}", STATS_TTL, fetch)
+    except Exception as exc:
+        raise _upstream(exc, "report live statistics") from exc
+
+
+async def traffic(ctx: AppContext, owned: OwnedService) -> dict[str, Any]:
+    """This period's rx/tx and limit, plus up to 12 months of history when the platform keeps it."""
+    platform_id = owned.platform_id
+    assert platform_id is not None
+
+    async def fetch() -> dict[str, Any]:
+        async with open_driver(ctx, platform_id) as (driver, _):
+            report = await driver.traffic(owned.ref)
+        months = [
+            {"month": report.period_start.strftime("%Y-%m"), "rx": report.rx_bytes, "tx": report.tx_bytes}
+        ]
+        return {
+            "rx": report.rx_bytes,
+            "tx": report.tx_bytes,
+            "limit": report.limit_bytes or 0,
+            "period_start": report.period_start.isoformat(),
+            "months": months,
+        }
+
+    try:
+        return await _cached(ctx, f"portal:traffic:{owned.server_id}", TRAFFIC_TTL, fetch)
+    except Exception as exc:
+        raise _upstream(exc, "report traffic") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryEntry:
+    id: str
+    name: str
+    category: str
+    eol: bool
+    takes_ssh_keys: bool
+
+
+async def os_gallery(ctx: AppContext, owned: OwnedService) -> dict[str, list[GalleryEntry]]:
+    """Templates the product allows, grouped by category (family) for the rebuild gallery."""
+    platform_id = owned.platform_id
+    assert platform_id is not None
+
+    async def fetch() -> list[dict[str, Any]]:
+        async with open_driver(ctx, platform_id) as (driver, _):
+            templates: list[OsTemplate] = await driver.os_templates(owned.plan)
+        return [t.model_dump(mode="json") for t in templates]
+
+    try:
+        items = await _cached(ctx, f"portal:templates:{owned.platform_id}:{owned.id}", TEMPLATES_TTL, fetch)
+    except Exception as exc:
+        raise _upstream(exc, "list operating systems") from exc
+    groups: dict[str, list[GalleryEntry]] = {}
+    for item in items:
+        features = set(item.get("features") or ())
+        category = str(item.get("family") or "Other")
+        groups.setdefault(category, []).append(
+            GalleryEntry(
+                id=str(item["id"]),
+                name=str(item["name"]),
+                category=category,
+                eol="eol" in features,
+                takes_ssh_keys="no_ssh_keys" not in features,
+            )
+        )
+    return dict(sorted(groups.items()))
+
+
+async def backups(ctx: AppContext, owned: OwnedService) -> list[dict[str, Any]]:
+    platform_id = owned.platform_id
+    assert platform_id is not None
+
+    async def fetch() -> list[dict[str, Any]]:
+        async with open_driver(ctx, platform_id) as (driver, _):
+            items = await driver.backups(owned.ref)
+        return [b.model_dump(mode="json") for b in sorted(items, key=lambda b: b.created_at, reverse=True)]
+
+    try:
+        return await _cached(ctx, f"portal:backups:{owned.server_id}", BACKUPS_TTL, fetch)
+    except Exception as exc:
+        raise _upstream(exc, "list backups") from exc
+
+
+# --- actions ---------------------------------------------------------------------------------------
+
+
+def client_actor(owned: OwnedService, ip: str | None = None) -> Actor:
+    return Actor(type="client", id=owned.client_id, ip=ip)
+
+
+def check_hostname(value: str) -> str:
+    """RFC 1123 host name: labels of letters, digits and inner hyphens, 1-63 each, 253 in all."""
+    name = value.strip().rstrip(".").lower()
+    if not name or len(name) > 253:
+        raise Invalid("The host name must be 1 to 253 characters long.", field="hostname")
+    for label in name.split("."):
+        if not HOSTNAME_LABEL.match(label):
+            raise Invalid(
+                "Each part of the host name may hold letters, digits and hyphens (not at either end), "
+                "1 to 63 characters.",
+                field="hostname",
+            )
+    return name
+
+
+def check_display_name(value: str) -> str:
+    """Free text up to 63 printable characters (no control or bidi-override characters)."""
+    name = value.strip()
+    if len(name) > 63:
+        raise Invalid("The display name may be at most 63 characters.", field="name")
+    if any(
+        not ch.isprintable() or ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069" for ch in name
+    ):
+        raise Invalid("The display name may only hold printable characters.", field="name")
+    return name
+
+
+async def power(ctx: AppContext, owned: OwnedService, action: PowerAction, actor: Actor) -> None:
+    await lifecycle.power_service(ctx, owned.id, action, actor)
+    await forget_server(ctx, owned)
+
+
+async def rename(ctx: AppContext, owned: OwnedService, hostname: str, name: str | None, actor: Actor) -> None:
+    host = check_hostname(hostname)
+    display = check_display_name(name) if name is not None else None
+    await lifecycle.rename_service(ctx, owned.id, actor, hostname=host, name=display or None)
+    await forget_server(ctx, owned)
+
+
+async def reset_password(ctx: AppContext, owned: OwnedService, actor: Actor) -> tuple[str, str]:
+    """(username, password) - shown to the client once, never stored in the browser."""
+    out = await lifecycle.reset_password(ctx, owned.id, actor)
+    return out.username or "root", out.password or ""
+
+
+async def rebuild(
+    ctx: AppContext, owned: OwnedService, template_id: str, ssh_keys: list[str], actor: Actor
+) -> None:
+    """Reinstall the server with ``template_id`` (which must be offered for this product)."""
+    gallery = await os_gallery(ctx, owned)
+    offered = {entry.id: entry for entries in gallery.values() for entry in entries}
+    if template_id not in offered:
+        raise Invalid("Choose one of the operating systems offered for this server.", field="os")
+    keys = [k.strip() for k in ssh_keys if k.strip()]
+    for key in keys:
+        if not re.match(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp\d+|sk-\S+) [A-Za-z0-9+/=]+( .*)?$", key):
+            raise Invalid("That does not look like an SSH public key (ssh-ed25519 AAAA...).", field="ssh_key")
+    platform_id = owned.platform_id
+    assert platform_id is not None
+    try:
+        async with open_driver(ctx, platform_id) as (driver, _):
+            await driver.build(owned.ref, template_id, ssh_keys=tuple(keys), hostname=owned.hostname)
+    except ServiceError:
+        raise
+    except Exception as exc:
+        raise _upstream(exc, "start the reinstall") from exc
+    async with ctx.db.session() as session:
+        await record(
+            session, actor, "service.rebuild", "service", owned.id, {"os": template_id, "ssh_keys": len(keys)}
+        )
+    await forget_server(ctx, owned)
+
+
+# --- console ---------------------------------------------------------------------------------------
+
+CONSOLE_TICKET_KEY = "portal:console:"
+
+
+async def open_console(ctx: AppContext, owned: OwnedService, actor: Actor) -> tuple[str, ConsoleTicket]:
+    """Ask the platform for a fresh console (which rotates its token) and wrap it in a relay ticket.
+
+    The platform's ticket stays on the server: the browser receives only a random relay ticket that
+    the console websocket accepts once within ``CONSOLE_TICKET_TTL`` seconds.
+    """
+    platform_id = owned.platform_id
+    assert platform_id is not None
+    try:
+        async with open_driver(ctx, platform_id) as (driver, _):
+            ticket = await driver.console(owned.ref)
+    except ServiceError:
+        raise
+    except Exception as exc:
+        raise _upstream(exc, "open the console") from exc
+    relay = secrets.token_urlsafe(24)
+    await ctx.cache.set(
+        CONSOLE_TICKET_KEY + relay,
+        {
+            "ticket": ticket.model_dump(mode="json"),
+            "service_id": owned.id,
+            "client_id": owned.client_id,
+            "platform_type": owned.platform_type,
+            "platform_url_key": owned.platform_id,
+        },
+        CONSOLE_TICKET_TTL,
+    )
+    async with ctx.db.session() as session:
+        await record(session, actor, "service.console", "service", owned.id, {})
+    return relay, ticket
+
+
+async def claim_console(ctx: AppContext, relay: str) -> dict[str, Any] | None:
+    """Use a relay ticket once (the first claimant wins; later ones and expired tickets get ``None``)."""
+    if not relay or len(relay) > 100:
+        return None
+    data = await ctx.cache.get(CONSOLE_TICKET_KEY + relay)
+    if data is None:
+        return None
+    if not await ctx.cache.debounce(CONSOLE_TICKET_KEY + "used:" + relay, CONSOLE_TICKET_TTL * 2):
+        return None
+    await ctx.cache.delete(CONSOLE_TICKET_KEY + relay)
+    return dict(data)
