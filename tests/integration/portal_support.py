@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx2 as httpx
 import pytest
-from provisioning_support import ACTOR, World, world  # noqa: F401 - re-exported fixture
+from provisioning_support import ACTOR, World, world
 from sqlalchemy import update
 
 from vpsbridge.services import portal
@@ -32,7 +31,8 @@ class PortalWorld:
         return self.world.app
 
 
-async def make_portal_world(world: World) -> PortalWorld:
+async def make_portal_world(base: World) -> PortalWorld:
+    world = base
     mine = await create_service(world.app, world.create_request("7001", client_id="501"), ACTOR)
     other = await create_service(world.app, world.create_request("7002", client_id="777"), ACTOR)
     await world.drain()
@@ -64,5 +64,8 @@ async def sign_in(client: httpx.AsyncClient, pw: PortalWorld, service_id: int) -
 
 
 @pytest.fixture
-async def pworld(world: World) -> AsyncIterator[PortalWorld]:  # noqa: F811
-    yield await make_portal_world(world)
+async def pworld(world: World) -> PortalWorld:
+    return await make_portal_world(world)
+
+
+__all__ = ["World", "pworld", "world"]

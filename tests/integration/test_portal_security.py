@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import re
 
+import portal_support
 import pytest
 from fastapi.routing import APIRoute
-from portal_support import HOSTILE, ORIGIN, PortalWorld, app_client, pworld, sign_in, world  # noqa: F401
+from portal_support import (
+    HOSTILE,
+    ORIGIN,
+    PortalWorld,
+    app_client,
+    sign_in,
+)
 from provisioning_support import ACTOR
 
 from vpsbridge.services import portal
 from vpsbridge.web.portal import router
+
+# The fixtures this module uses (pytest finds fixtures by module attribute name).
+world = portal_support.world
+pworld = portal_support.pworld
 
 #: route path -> (method, form data) used to exercise it.
 CASES: dict[tuple[str, str], dict[str, str]] = {
