@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from proxmox_flow_support import ACTOR, PLAN, World, build_world, world  # noqa: F401
+from proxmox_flow_support import ACTOR, World, build_world
+from proxmox_flow_support import world as world
 
 from vpsbridge.core.disks import parse_drive, parse_property_string, system_disk
 from vpsbridge.platforms.proxmox import read_marker
@@ -79,8 +80,10 @@ async def test_deploy_builds_the_planned_vm(world: World, events: list[ServiceEv
     assert parse_drive("scsi0", config["scsi0"]).size == 30 * 1024**3
     assert parse_drive("scsi0", config["scsi0"]).options.get("mbps_wr") == "50"
     extra = parse_drive("scsi1", config["scsi1"])
-    assert extra.size == 10 * 1024**3 and extra.options.get("iops_rd") == "800"
-    assert "rate=12.5" in config["net0"] and "bridge=vmbr0" in config["net0"]
+    assert extra.size == 10 * 1024**3
+    assert extra.options.get("iops_rd") == "800"
+    assert "rate=12.5" in config["net0"]
+    assert "bridge=vmbr0" in config["net0"]
     ipconfig = parse_property_string(config["ipconfig0"])
     assert ipconfig == {
         "ip": "192.0.2.2/24",
@@ -89,14 +92,19 @@ async def test_deploy_builds_the_planned_vm(world: World, events: list[ServiceEv
         "gw6": "2001:db8:1::1",
     }
     assert config["nameserver"] == "192.0.2.53"
-    assert config["ciuser"] == "root" and "sshkeys" in config
+    assert config["ciuser"] == "root"
+    assert "sshkeys" in config
     assert read_marker(config) == server.last_known["owner"]
     assert set(vm.ipsets["ipfilter-net0"]) == {"192.0.2.2/32", "192.0.2.3/32", "2001:db8:1::2/128"}
-    assert vm.firewall.get("enable") == "1" and vm.firewall.get("ipfilter") == "1"
+    assert vm.firewall.get("enable") == "1"
+    assert vm.firewall.get("ipfilter") == "1"
     # Migrated off the template node to the node with the most free RAM.
-    assert vm.node != "pve1" and server.node == vm.node
+    assert vm.node != "pve1"
+    assert server.node == vm.node
     creds = await read_credentials(world.app, server.id)
-    assert creds is not None and creds["username"] == "root" and len(creds["password"]) >= 16
+    assert creds is not None
+    assert creds["username"] == "root"
+    assert len(creds["password"]) >= 16
     assert "cipassword" in config
     provisioned = [e for e in events if e.kind == "provisioned"]
     assert len(provisioned) == 1
@@ -105,7 +113,8 @@ async def test_deploy_builds_the_planned_vm(world: World, events: list[ServiceEv
     deploy = (await world.jobs("proxmox.deploy"))[0]
     assert deploy.status == "succeeded"
     names = [s.name for s in await world.steps(deploy.id) if s.outcome == "done"]
-    assert names[:4] == ["allocate_ips", "dns", "clone", "migrate"] and names[-1] == "report"
+    assert names[:4] == ["allocate_ips", "dns", "clone", "migrate"]
+    assert names[-1] == "report"
 
 
 async def test_create_is_idempotent_per_billing_service(world: World) -> None:
@@ -119,7 +128,8 @@ async def test_create_is_idempotent_per_billing_service(world: World) -> None:
 async def test_ipv6_only_vm_and_io_limits_absent(world: World) -> None:
     _sid, _srv, vm = await deployed(world, "b6", options={"IPv4 Addresses": "0", "IPv6 Addresses": "1"})
     assert vm.config["ipconfig0"] == "ip6=2001:db8:1::2/64,gw6=2001:db8:1::1"
-    assert "mbps" not in vm.config["scsi0"] and "iops" not in vm.config["scsi0"]
+    assert "mbps" not in vm.config["scsi0"]
+    assert "iops" not in vm.config["scsi0"]
     assert set(vm.ipsets["ipfilter-net0"]) == {"2001:db8:1::2/128"}
 
 
@@ -151,7 +161,8 @@ async def test_node_offline_mid_migrate_stays_on_template_node(db_url: str, tmp_
         service = await w.service(out.id)
         assert service.status == "active", service.last_error
         server = await w.server(service.server_id or 0)
-        assert server.node == "pve1" and w.sim.vms[int(server.external_id or 0)].node == "pve1"
+        assert server.node == "pve1"
+        assert w.sim.vms[int(server.external_id or 0)].node == "pve1"
         deploy = (await w.jobs("proxmox.deploy"))[0]
         assert "stays on pve1" in str((deploy.result or {}).get("migrate"))
     finally:
@@ -179,7 +190,8 @@ async def test_parallel_deploys_race_for_nextid(world: World) -> None:
         service = await world.service(out.id)
         assert service.status == "active", service.last_error
         vmids.append((await world.server(service.server_id or 0)).external_id)
-    assert len(set(vmids)) == 8 and str(grabbed[0]) not in vmids
+    assert len(set(vmids)) == 8
+    assert str(grabbed[0]) not in vmids
     assert world.sim.vms[grabbed[0]].config["name"] == "handmade"
     assert len({a.address for a in await world.addresses()}) == len(await world.addresses()) == 8
     assert sorted(r.vmid for r in await world.vmids()) == sorted(int(v or 0) for v in vmids)
@@ -189,12 +201,14 @@ async def test_terminate_with_guest_ignoring_acpi(world: World, events: list[Ser
     service_id, server_id, vm = await deployed(world, "b-t")
     vm.ignore_acpi = True
     answer = await terminate_proxmox_service(world.app, service_id, ACTOR)
-    assert answer.outcome == "queued" and answer.service.status == "terminating"
+    assert answer.outcome == "queued"
+    assert answer.service.status == "terminating"
     await world.run()
     service = await world.service(service_id)
     assert service.status == "terminated", service.last_error
     assert vm.vmid not in world.sim.vms
-    assert await world.addresses(server_id) == [] and await world.vmids() == []
+    assert await world.addresses(server_id) == []
+    assert await world.vmids() == []
     job = (await world.jobs("proxmox.terminate"))[0]
     lines = [s.detail or "" for s in await world.steps(job.id)]
     assert any("forced stop" in line for line in lines)
@@ -211,7 +225,8 @@ async def test_reused_vmid_is_never_destroyed(world: World, events: list[Service
     service = await world.service(service_id)
     assert service.status == "error_terminate"
     assert "not this service's" in (service.last_error or "")
-    assert world.sim.vms[vmid].config["name"] == "someone-else" and world.sim.vms[vmid].status == "running"
+    assert world.sim.vms[vmid].config["name"] == "someone-else"
+    assert world.sim.vms[vmid].status == "running"
     assert len(await world.addresses(server_id)) == 1  # addresses stay allocated
     assert [e.kind for e in events if e.kind == "terminate_failed"] == ["terminate_failed"]
     out = await mark_removed(world.app, service_id, ACTOR)
@@ -233,7 +248,8 @@ async def test_failed_destroy_goes_to_error_terminate_then_retry(world: World) -
     await retry_terminate(world.app, service_id, ACTOR)
     await world.run()
     assert (await world.service(service_id)).status == "terminated"
-    assert vm.vmid not in world.sim.vms and await world.addresses(server_id) == []
+    assert vm.vmid not in world.sim.vms
+    assert await world.addresses(server_id) == []
 
 
 async def test_pool_exhausted_refuses_the_create_and_leaves_nothing(db_url: str, tmp_path: Path) -> None:
@@ -252,16 +268,18 @@ async def test_pool_exhausted_refuses_the_create_and_leaves_nothing(db_url: str,
             await create_proxmox_service(
                 w.app, {"billing_service_id": "second", "client_id": "c", "product": w.product_id}, ACTOR
             )
-        assert len(await w.addresses()) == 1 and len(await w.jobs("proxmox.deploy")) == 1
+        assert len(await w.addresses()) == 1
+        assert len(await w.jobs("proxmox.deploy")) == 1
     finally:
         await w.app.close()
 
 
 async def test_failed_clone_is_retried(world: World) -> None:
     world.sim.fail_next_task("qmclone", "disk image corrupt", times=2)
-    service_id, _server_id, vm = await deployed(world, "b-clone")
+    _service_id, _server_id, vm = await deployed(world, "b-clone")
     assert vm.status == "running"
     deploy = (await world.jobs("proxmox.deploy"))[0]
     retries = [s for s in await world.steps(deploy.id) if s.name == "clone" and s.outcome == "retry"]
-    assert len(retries) == 2 and "disk image corrupt" in (retries[0].detail or "")
+    assert len(retries) == 2
+    assert "disk image corrupt" in (retries[0].detail or "")
     assert len([v for v in world.sim.vms.values() if not v.template]) == 1

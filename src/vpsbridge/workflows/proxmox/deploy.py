@@ -527,6 +527,8 @@ async def start(ctx: StepContext) -> Outcome:
     plan = plan_of(ctx)
     rec = await load(ctx)
     async with driver_for(ctx) as driver:
+        if str((await driver.vm_config(rec.ref)).get("onboot", "0")) != "1":
+            await driver.update_config(rec.ref, {"onboot": 1}, sync=True)  # back after a node reboot
         status = await driver.vm_status(rec.ref)
         if status.get("status") == "running":
             return Done()
