@@ -111,7 +111,14 @@ def test_migrations_ship_inside_the_package() -> None:
 
     assert (migrate.MIGRATIONS_DIR / "env.py").is_file()
     assert migrate.MIGRATIONS_DIR.is_relative_to(Path(migrate.__file__).parent)
-    assert head_revision() == "0001"
+    # One linear history: every revision file is on the path to the single head.
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(migrate.MIGRATIONS_DIR))
+    assert script.get_heads() == [head_revision()]
+    files = {p.name.split("_", 1)[0] for p in (migrate.MIGRATIONS_DIR / "versions").glob("*.py")}
+    chain = {rev.revision for rev in script.walk_revisions()}
+    assert chain == files
 
 
 async def test_concurrent_upgrades_do_not_collide(empty_url: str) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from stock_shapes import entry, package
 from stock_support import StockWorld, world
-from tests.unit.stock_shapes import entry, package
 from typer.testing import CliRunner
 from virtfusion_support import make_driver, spec
 
