@@ -82,6 +82,10 @@ def same_origin_problem(headers: Mapping[str, str], origins: set[str]) -> str | 
     if fetch_site is not None and fetch_site.lower() != "same-origin":
         return CROSS_SITE
     origin = headers.get("origin")
+    # A form navigation from a page with a strict referrer policy sends ``Origin: null``; the browser's
+    # own Sec-Fetch-Site (checked above) still proves it came from this site.
+    if origin == "null" and fetch_site is not None:
+        return None
     if origin is not None and origin.lower().rstrip("/") not in origins:
         return CROSS_ORIGIN
     return None

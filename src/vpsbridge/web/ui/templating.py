@@ -178,6 +178,8 @@ def render(
     )
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Language"] = lang
+    # Same-origin requests keep their Origin header (forms, fetch); nothing leaks to other sites.
+    response.headers["Referrer-Policy"] = "same-origin"
     if frame_ancestors == "'none'":
         response.headers["X-Frame-Options"] = "DENY"
     elif frame_ancestors == "'self'":

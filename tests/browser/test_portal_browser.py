@@ -1,0 +1,175 @@
+"""The portal in Debian's Chromium: SSO sign-in, overview, power with confirmation, rebuild gallery,
+German, dark theme, mask mode and the console popup showing a real VNC screen (Xvnc) through the relay.
+Screenshots land in artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+
+import portal_support
+from portal_support import PortalWorld
+from provisioning_support import ACTOR
+
+from conftest import require, require_binary
+from vpsbridge.services import portal
+from vpsbridge.web import docs
+from vpsbridge.web.app import create_app
+from vpsbridge.web.portal.console import EXTRAS_CONSOLE_TARGETS
+
+world = portal_support.world
+pworld = portal_support.pworld
+
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def _start_xvnc() -> tuple[subprocess.Popen[bytes], int]:
+    binary = require_binary("Xvnc")
+    port = _free_port()
+    display = 40 + port % 50
+    proc = subprocess.Popen(
+        [
+            binary,
+            f":{display}",
+            "-rfbport",
+            str(port),
+            "-localhost",
+            "-SecurityTypes",
+            "None",
+            "-geometry",
+            "800x500",
+            "-depth",
+            "24",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            banner = await asyncio.wait_for(reader.read(12), 2)
+            writer.close()
+            if banner.startswith(b"RFB"):
+                return proc, port
+        except OSError:
+            await asyncio.sleep(0.1)
+    proc.terminate()
+    pytest.fail("Xvnc did not start")
+
+
+@pytest.mark.slow
+async def test_portal_in_chromium(pworld: PortalWorld, db_url: str) -> None:
+    if "postgres" in db_url or "asyncpg" in db_url:
+        return  # one backend is enough for the browser run; the SQLite case drives it
+    chromium = require_binary("chromium")
+    require(not docs.missing_assets(), "front-end assets are not built (cd frontend && npm run build)")
+    from playwright.async_api import async_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    xvnc, vnc_port = await _start_xvnc()
+    ctx = pworld.ctx
+    ctx.extras[EXTRAS_CONSOLE_TARGETS] = {"dummy": ("127.0.0.1", vnc_port)}
+    port = _free_port()
+    app = create_app(context=ctx, migrate=False)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    serving = asyncio.create_task(server.serve())
+    problems: list[str] = []
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        # Chromium treats http://localhost as a secure context, so the Secure __Host- cookie works.
+        origin = f"http://localhost:{port}"
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium, args=FLAGS)
+            try:
+                context = await browser.new_context(viewport={"width": 1280, "height": 900})
+                page = await context.new_page()
+                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+                context.on("page", lambda p: p.on("console", lambda m: problems.append("popup: " + m.text)))
+                link = await portal.mint_portal_link(ctx, pworld.mine, ACTOR, base_url=origin)
+                await page.goto(link.url)
+                await page.wait_for_selector("[data-state-badge]")
+                assert "/portal/s/" in page.url
+                await page.wait_for_selector("[data-traffic-text]:not(:text('Loading...'))")
+                await page.screenshot(path=str(SHOTS / "portal-overview.png"), full_page=True)
+
+                # power with confirmation, buttons disabled while it runs
+                await page.click("[data-power-action=restart]")
+                await page.wait_for_selector("dialog[open]")
+                await page.screenshot(path=str(SHOTS / "portal-power-confirm.png"))
+                await page.click("[data-confirm-ok]")
+                await page.wait_for_selector(".toast")
+
+                # mask mode hides addresses
+                first_ip = await page.locator(".ip-row .maskable").first.get_attribute("data-value")
+                await page.click("[data-mask-toggle]")
+                masked = await page.locator(".ip-row .maskable").first.inner_text()
+                assert first_ip is not None
+                assert masked != first_ip
+                await page.screenshot(path=str(SHOTS / "portal-masked.png"))
+                await page.click("[data-mask-toggle]")
+
+                # console popup: POST -> popup -> noVNC connected through the relay to Xvnc
+                async with context.expect_page() as popup_info:
+                    await page.click("[data-console-button]")
+                popup = await popup_info.value
+                await popup.wait_for_url("**/console")
+                await popup.wait_for_selector("body[data-connected='1']", timeout=15000)
+                await popup.wait_for_timeout(800)
+                await popup.screenshot(path=str(SHOTS / "portal-console.png"))
+                await popup.close()
+
+                # rebuild gallery with search and typed confirmation
+                await page.goto(f"{origin}/portal/s/{pworld.mine}/rebuild")
+                await page.fill("[data-os-search]", "deb")
+                await page.screenshot(path=str(SHOTS / "portal-rebuild.png"), full_page=True)
+
+                # German and dark theme
+                await context.add_cookies([{"name": "vpsb_lang", "value": "de", "url": origin}])
+                await page.goto(f"{origin}/portal/s/{pworld.mine}")
+                await page.click("[data-theme-toggle]")
+                await page.click("[data-theme-toggle]")
+                assert await page.get_attribute("html", "data-theme") == "dark"
+                assert await page.get_attribute("html", "lang") == "de"
+                await page.screenshot(path=str(SHOTS / "portal-overview-de-dark.png"), full_page=True)
+                mobile = await browser.new_context(viewport={"width": 390, "height": 844})
+                await mobile.add_cookies(await context.cookies())
+                mpage = await mobile.new_page()
+                await mpage.goto(f"{origin}/portal/s/{pworld.mine}")
+                await mpage.screenshot(path=str(SHOTS / "portal-mobile.png"), full_page=True)
+            finally:
+                await browser.close()
+    finally:
+        server.should_exit = True
+        await serving
+        xvnc.terminate()
+        xvnc.wait(timeout=10)
+    csp_problems = [p for p in problems if "Content Security Policy" in p or "page error" in p]
+    assert csp_problems == []
