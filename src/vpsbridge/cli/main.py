@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from vpsbridge.cli import catalog, dns_ops, jobs, portal, services, stock, system
+from vpsbridge.cli import catalog, dns_ops, ipam, jobs, portal, services, stock, system
 from vpsbridge.config import ConfigError
 
 app = typer.Typer(
@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (system, catalog, jobs, dns_ops, stock, services, portal):
+for module in (system, catalog, jobs, dns_ops, stock, services, portal, ipam):
     module.register(app)
 
 
