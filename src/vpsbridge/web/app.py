@@ -23,6 +23,7 @@ from vpsbridge.config import Settings, load_settings
 from vpsbridge.logs import get_logger
 from vpsbridge.services.context import AppContext
 from vpsbridge.web import docs, health, metrics
+from vpsbridge.web.admin import router as admin_router
 from vpsbridge.web.api import api_router
 from vpsbridge.web.bridge import router as bridge_router
 from vpsbridge.web.errors import install_error_handlers
@@ -113,6 +114,7 @@ def create_app(
     app.include_router(docs.router)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(portal_router)
+    app.include_router(admin_router)
     app.include_router(bridge_router)
     app.mount(docs.STATIC_URL, StaticFiles(directory=docs.STATIC_DIR), name="static")
     return app

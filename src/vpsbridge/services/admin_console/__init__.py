@@ -15,9 +15,12 @@ provisioning, stock, DNS); this package adds the views only an operator needs::
     set_server_external_id(ctx, service_id, external_id, actor) -> ServiceOut
     refresh_server_object(ctx, service_id, actor) -> ServiceOut
     validate_service(ctx, service_id) -> list[Finding]
+    platform_login_url(ctx, service_id, actor) -> str   # the platform panel, as the owner
+    platform_capacity(ctx, platform_id, placement=None) -> CapacityReport
 """
 
 from vpsbridge.services.admin_console.audit import AuditEntry, AuditQuery, list_audit
+from vpsbridge.services.admin_console.capacity import platform_capacity
 from vpsbridge.services.admin_console.dashboard import Dashboard, dashboard
 from vpsbridge.services.admin_console.jobs import (
     JOB_FILTERS,
@@ -38,6 +41,7 @@ from vpsbridge.services.admin_console.servers import (
     ServiceFilter,
     ServiceRow,
     list_services,
+    platform_login_url,
     refresh_server_object,
     service_detail,
     set_server_external_id,
@@ -76,6 +80,8 @@ __all__ = [
     "list_audit",
     "list_jobs",
     "list_services",
+    "platform_capacity",
+    "platform_login_url",
     "refresh_server_object",
     "search_upstream",
     "service_detail",

@@ -318,3 +318,33 @@ async def validate_service(ctx: AppContext, service_id: int) -> list[Finding]:
     if server is not None and server.external_id is None and status not in ("pending", "terminated"):
         findings.append(Finding("warning", "the server has no platform server id recorded"))
     return findings
+
+
+async def platform_login_url(ctx: AppContext, service_id: int, actor: Actor) -> str:
+    """A one-time link into the platform's own panel, signed in as the service's owner.
+
+    Only platforms with a panel single sign-on (VirtFusion) offer it; the driver checks that the
+    link points at the panel itself before it is handed to a browser.
+    """
+    from vpsbridge.http.errors import UpstreamError as HttpUpstreamError
+    from vpsbridge.platforms.errors import PlatformError
+    from vpsbridge.platforms.models import ServerRef
+    from vpsbridge.services.provisioning.drivers import open_driver
+
+    service = await get_service(ctx, service_id)
+    server = service.server
+    if server is None or not server.external_id:
+        raise Conflict(f"service {service_id} has no server on the platform yet")
+    try:
+        async with open_driver(ctx, server.platform_id) as (driver, config):
+            sso = getattr(driver, "sso_url", None)
+            if sso is None:
+                raise Conflict(f"platform {config.name!r} ({config.type}) has no panel sign-in")
+            url = str(
+                await sso(service.client_id, ServerRef(external_id=server.external_id, node=server.node))
+            )
+    except (HttpUpstreamError, PlatformError) as exc:
+        raise UpstreamError(f"the platform refused the panel sign-in: {exc}") from exc
+    async with ctx.db.session() as session:
+        await record(session, actor, "service.platform_login", "service", service_id, {"server": server.id})
+    return url
