@@ -65,9 +65,11 @@ async def test_concurrent_allocations_never_share_an_address(app: AppContext) ->
     given = [r[0] for r in results if isinstance(r, list)]
     refused = [r for r in results if isinstance(r, str)]
     # /27 = 30 usable hosts minus the gateway = 29 addresses, each handed out exactly once.
-    assert len(given) == 29 and len(set(given)) == 29
+    assert len(given) == 29
+    assert len(set(given)) == 29
     assert "198.51.100.1" not in given
-    assert len(refused) == 11 and all("no free IPv4" in r for r in refused)
+    assert len(refused) == 11
+    assert all("no free IPv4" in r for r in refused)
     usage = (await ipam.pool_usage(app, "small"))[0]
     assert (usage.size, usage.allocated, usage.free) == (29, 29, 0)
 
@@ -124,12 +126,16 @@ async def test_ipv6_only_and_prefix_delegation(app: AppContext) -> None:
     )
     a, b = await _servers(app, pid, 2)
     got = await ipam.allocate_for(app, server_id=a, platform_id=pid, ipv4=0, ipv6=1, pool_refs=["v6"])
-    assert got[0].subnet == "2001:db8:100::/64" and got[0].address == "2001:db8:100::1"
-    assert got[0].host_cidr == "2001:db8:100::/64" and got[0].cidr == "2001:db8:100::1/64"
+    assert got[0].subnet == "2001:db8:100::/64"
+    assert got[0].address == "2001:db8:100::1"
+    assert got[0].host_cidr == "2001:db8:100::/64"
+    assert got[0].cidr == "2001:db8:100::1/64"
     second = await ipam.allocate_for(app, server_id=b, platform_id=pid, ipv4=0, ipv6=1, pool_refs=["v6"])
     assert second[0].subnet == "2001:db8:100:1::/64"
     usage = {u.name: u for u in await ipam.pool_usage(app)}
-    assert usage["v6"].unit == "prefix" and usage["v6"].size == 2**16 and usage["v6"].allocated == 2
+    assert usage["v6"].unit == "prefix"
+    assert usage["v6"].size == 2**16
+    assert usage["v6"].allocated == 2
     assert usage["v6"].reverse_zone == "0.0.1.0.8.b.d.0.1.0.0.2.ip6.arpa."
     host = await ipam.allocate_for(app, server_id=a, platform_id=pid, ipv4=0, ipv6=2, pool_refs=["v6-host"])
     assert [h.address for h in host if h.pool_name == "v6-host"] == ["2001:db8:9::2"]
@@ -144,7 +150,8 @@ async def test_scoped_pools_serve_only_their_node_or_group(app: AppContext) -> N
     a, b = await _servers(app, pid, 2)
     on_pve2 = await ipam.allocate_for(app, server_id=a, platform_id=pid, scopes=["pve2"])
     elsewhere = await ipam.allocate_for(app, server_id=b, platform_id=pid, scopes=["pve3"])
-    assert on_pve2[0].pool_name == "pve2-only" and on_pve2[0].scope == "pve2"
+    assert on_pve2[0].pool_name == "pve2-only"
+    assert on_pve2[0].scope == "pve2"
     assert elsewhere[0].pool_name == "shared"
 
 

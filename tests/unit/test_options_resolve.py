@@ -23,7 +23,9 @@ def test_product_defaults_alone_make_a_server() -> None:
     spec = resolve_resources(PLAN)
     assert (spec.cpu_cores, spec.memory_mb, spec.disk_gb) == (2, 2048, 40)
     assert spec.os_template == "9000"
-    assert spec.ipv4 == 1 and spec.ipv6 == 0 and spec.additional_disk_gb == 0
+    assert spec.ipv4 == 1
+    assert spec.ipv6 == 0
+    assert spec.additional_disk_gb == 0
     assert spec.sources["cpu_cores"] == "product"
     assert spec.sources["bandwidth_mbps"] == "default"
 
@@ -34,11 +36,17 @@ def test_every_plain_name_overrides_its_default() -> None:
     spec = resolve_resources(PLAN, options)
     assert spec.cpu_cores == 3
     assert spec.memory_mb == 3 * 1024  # a bare number below 1024 is GB
-    assert spec.disk_gb == 3 and spec.additional_disk_gb == 3
-    assert spec.disk_read_mbps == 3.0 and spec.disk_write_iops == 3
-    assert spec.additional_disk_read_iops == 3 and spec.additional_disk_write_mbps == 3.0
-    assert spec.bandwidth_mbps == 3 and spec.ipv4 == 3 and spec.ipv6 == 3
-    assert spec.backups == 3 and spec.snapshots == 3
+    assert spec.disk_gb == 3
+    assert spec.additional_disk_gb == 3
+    assert spec.disk_read_mbps == 3.0
+    assert spec.disk_write_iops == 3
+    assert spec.additional_disk_read_iops == 3
+    assert spec.additional_disk_write_mbps == 3.0
+    assert spec.bandwidth_mbps == 3
+    assert spec.ipv4 == 3
+    assert spec.ipv6 == 3
+    assert spec.backups == 3
+    assert spec.snapshots == 3
     assert spec.os_template == "debian-12"
     assert spec.sources["disk_gb"] == "option System Disk"
 
@@ -104,7 +112,9 @@ def test_yes_no_backups() -> None:
 def test_round_trip_through_a_job_payload() -> None:
     spec = resolve_resources(PLAN, {"IPv6 Addresses": "2", "IPv4 Addresses": "0"})
     again = ResolvedResources.from_dict(spec.as_dict())
-    assert again == spec and again.ipv4 == 0 and again.ipv6 == 2
+    assert again == spec
+    assert again.ipv4 == 0
+    assert again.ipv6 == 2
 
 
 def test_match_option_reports_plainness() -> None:
