@@ -110,14 +110,16 @@ class Settings(BaseSettings):
     dns_resolvers: list[str] = Field(
         default_factory=list, description="Nameservers for forward confirmation; empty = the system's."
     )
-    dns_resolver_port: int = Field(default=53, ge=1, le=65535)
-    dns_resolver_timeout: float = Field(default=3.0, gt=0)
+    dns_resolver_port: int = Field(default=53, ge=1, le=65535, description="Port of those nameservers.")
+    dns_resolver_timeout: float = Field(default=3.0, gt=0, description="Seconds per forward lookup.")
     dns_fcrdns_positive_ttl: float = Field(default=300.0, ge=0, description="Cache a confirmation.")
     dns_fcrdns_negative_ttl: float = Field(default=30.0, ge=0, description="Cache a non-confirmation.")
     dns_ptr_private: bool = Field(default=False, description="Also write PTRs for private addresses.")
 
     # --- WHMCS API (vpsbridge reporting back to billing) ---------------------------------------
-    whmcs_url: str | None = Field(default=None, description="WHMCS system URL, e.g. https://billing.example.com/.")
+    whmcs_url: str | None = Field(
+        default=None, description="WHMCS system URL, e.g. https://billing.example.com/."
+    )
     whmcs_api_identifier: str | None = Field(default=None, description="WHMCS API credential identifier.")
     whmcs_api_secret: SecretStr | None = Field(default=None, description="WHMCS API credential secret.")
     whmcs_api_access_key: SecretStr | None = Field(

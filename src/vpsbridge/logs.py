@@ -69,7 +69,13 @@ def register_secret_values(values: Iterable[str | None]) -> None:
 def _settings_secrets(settings: Settings) -> Iterator[str]:
     for secret in settings.encryption_keys:
         yield secret.get_secret_value()
-    for field in (settings.bridge_secret, settings.metrics_token, settings.session_secret):
+    for field in (
+        settings.bridge_secret,
+        settings.metrics_token,
+        settings.session_secret,
+        settings.whmcs_api_secret,
+        settings.whmcs_api_access_key,
+    ):
         if field is not None:
             yield field.get_secret_value()
     for url in (settings.database_url, settings.redis_url):

@@ -109,7 +109,9 @@ async def test_exception_counts_as_retry_then_recovers(app: AppContext) -> None:
     assert job.result == {"recovered_on": 2}
     assert await steps_of(app, job_id) == [("boom", "error"), ("boom", "done")]
     lines = await queue.job_log(app, job_id)
-    assert any("RuntimeError: connection reset" in line.message for line in lines)
+    assert any("RuntimeError: connection reset" in line.message for line in lines), [
+        line.message for line in lines
+    ]
 
 
 async def test_fail_is_terminal_at_once(app: AppContext, record_file: Path) -> None:
