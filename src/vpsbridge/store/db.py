@@ -10,6 +10,8 @@ file safe. Transactions here are short, so serialising writers costs little.
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool
 
 from vpsbridge.config import Settings
+
+log = logging.getLogger("vpsbridge.store")
+
+#: A SQLite transaction holding the write lock longer than this is reported: every other writer
+#: (workers, the web process, the upstream log) waits for it, so one is almost always a bug (an
+#: upstream call or a sleep inside ``db.session()``).
+SLOW_WRITE_LOCK_SECONDS = 2.0
 
 
 class Database:
@@ -75,6 +84,29 @@ class Database:
         await self.engine.dispose()
 
 
+#: Frames from these places are machinery, not the code that owns a transaction.
+_LIBRARY_PATHS = ("/sqlalchemy/", "/asyncio/", "/greenlet/", "/_pytest/", "/pluggy/", "store/db.py", "<")
+
+
+def _caller() -> str:
+    """The application frames that own the transaction.
+
+    SQLAlchemy runs this event in a greenlet; the awaiting coroutines (``async with db.session()``)
+    are on the parent greenlet's stack, suspended where it switched to us.
+    """
+    import greenlet  # type: ignore[import-untyped]
+
+    parent = greenlet.getcurrent().parent
+    frame = parent.gr_frame if parent is not None else None
+    names: list[str] = []
+    while frame is not None and len(names) < 6:
+        code = frame.f_code
+        if not any(part in code.co_filename for part in _LIBRARY_PATHS):
+            names.append(f"{code.co_name} ({code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno})")
+        frame = frame.f_back
+    return " <- ".join(names) or "unknown code"
+
+
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -90,3 +122,15 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.info["vpsbridge_tx_started"] = time.monotonic()
+
+    def _on_end(conn: Any) -> None:
+        started = conn.info.pop("vpsbridge_tx_started", None)
+        if started is None:
+            return
+        held = time.monotonic() - started
+        if held > SLOW_WRITE_LOCK_SECONDS:
+            log.warning("SQLite write lock held for %.1f s by %s", held, _caller())
+
+    event.listen(engine, "commit", _on_end)
+    event.listen(engine, "rollback", _on_end)

@@ -1,0 +1,37 @@
+"""A SQLite transaction that holds the write lock too long is reported with its owner, because on
+SQLite every other writer (workers, web requests, the upstream log) waits for it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from vpsbridge.store import db as db_module
+from vpsbridge.store.db import Database
+
+
+async def _hold_lock(database: Database, seconds: float) -> None:
+    async with database.session() as session:
+        await session.execute(text("SELECT 1"))
+        await asyncio.sleep(seconds)
+
+
+async def test_slow_sqlite_transaction_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_module, "SLOW_WRITE_LOCK_SECONDS", 0.2)
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    try:
+        with caplog.at_level(logging.WARNING, logger="vpsbridge.store"):
+            await _hold_lock(database, 0.01)
+            assert not caplog.records
+            await _hold_lock(database, 0.3)
+    finally:
+        await database.dispose()
+    [record] = caplog.records
+    assert "write lock held for 0.3 s" in record.getMessage()
+    assert "_hold_lock" in record.getMessage()
