@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from typing import Any
 
 import httpx2
 
-TOKEN = "bench-virtfusion-token"  # noqa: S105 - the simulator's own token, not a real credential
+TOKEN = "bench-virtfusion-token"
 CONCURRENCY = 50
 #: Prefix of the child's answers on stdout (log lines may share the stream).
 MARK = "@@bench "
@@ -90,7 +89,9 @@ async def _serve(data_dir: Path) -> None:
     sim_url = f"http://127.0.0.1:{sim_port}"
     servers = [
         uvicorn.Server(
-            uvicorn.Config(create_sim(sim), host="127.0.0.1", port=sim_port, log_config=None, access_log=False)
+            uvicorn.Config(
+                create_sim(sim), host="127.0.0.1", port=sim_port, log_config=None, access_log=False
+            )
         ),
         uvicorn.Server(
             uvicorn.Config(
@@ -104,7 +105,7 @@ async def _serve(data_dir: Path) -> None:
         ),
     ]
     tasks = [asyncio.create_task(s.serve()) for s in servers]
-    while not all(s.started for s in servers):
+    while not all(s.started for s in servers):  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
         await asyncio.sleep(0.02)
 
     await platforms.create_platform(
@@ -203,7 +204,7 @@ class Server:
 
     def __init__(self, data_dir: Path) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(  # noqa: S603 - our own script
+        self.proc = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(data_dir)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -299,9 +300,11 @@ async def _run(args: argparse.Namespace) -> int:
     print(f"\nconcurrency {CONCURRENCY}, {total} requests each, SQLite, VirtFusion simulator over HTTP\n")
     print(f"{'endpoint':<12} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'failed':>7}")
     for r in (page, health):
-        print(f"{r.name:<12} {r.rps:>9.0f} {r.percentile(0.5):>9.1f} {r.percentile(0.99):>9.1f} {r.failures:>7}")
+        p50, p99 = r.percentile(0.5), r.percentile(0.99)
+        print(f"{r.name:<12} {r.rps:>9.0f} {p50:>9.1f} {p99:>9.1f} {r.failures:>7}")
     print(f"{'ratio':<12} {page.rps / health.rps:>9.2f}   (overview req/s / healthz req/s)")
-    print(f"\nupstream calls during the {total} overview views: {load_calls} ({load_calls / total:.3f} per view)")
+    per_view = load_calls / total
+    print(f"\nupstream calls during the {total} overview views: {load_calls} ({per_view:.3f} per view)")
     print(f"\n{'panel':<14} {'first view':>11} {'cached view':>12}")
     for name, first, second in calls:
         print(f"{name:<14} {first:>11} {second:>12}")
@@ -321,7 +324,9 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--smoke", action="store_true", help="a small run for CI")
     parser.add_argument("--requests", type=int, default=4000, help="requests per endpoint")
     parser.add_argument("--serve", metavar="DIR", help=argparse.SUPPRESS)
