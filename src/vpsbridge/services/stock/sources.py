@@ -16,6 +16,7 @@ Proxmox registers its own source with :func:`register_stock_source` and returns 
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -87,7 +88,7 @@ def positive_int(value: Any) -> int | None:
     return number if number > 0 else None
 
 
-class StockSource:
+class StockSource(ABC):
     """Base of the per-platform stock sources (one instance per platform and recalculation)."""
 
     cache_prefix: ClassVar[str] = "stock"
@@ -113,10 +114,11 @@ class StockSource:
             self._started[key] = task
         return await asyncio.shield(task)
 
+    @abstractmethod
     async def quantity(self, product: ProductInputs) -> StockOutcome:
-        raise NotImplementedError
+        """The product's quantity, or an outcome saying why it is missing or unknown."""
 
-    async def forget(self, product: ProductInputs) -> None:
+    async def forget(self, product: ProductInputs) -> None:  # noqa: B027 - optional hook
         """Drop cached capacity of the product's placement (a server was just created or deleted)."""
 
 
