@@ -34,7 +34,7 @@ def area_sources(area: str) -> tuple[list[Path], list[Path]]:
     return templates, modules
 
 
-def messages(area: str) -> Iterator[tuple[str, str, int]]:
+def messages(area: str) -> Iterator[tuple[str | tuple[str, str], str, int]]:
     """(msgid, file, line) of every translatable string of ``area``."""
     templates, modules = area_sources(area)
     for path in templates:
@@ -50,11 +50,21 @@ def messages(area: str) -> Iterator[tuple[str, str, int]]:
             yield from _ids(message, path, line)
 
 
-def _ids(message: str | tuple[str, ...], path: Path, line: int) -> Iterator[tuple[str, str, int]]:
-    parts = message if isinstance(message, tuple) else (message,)
-    for part in parts:
-        if part:
-            yield part, str(path.relative_to(WEB_DIR)), line
+def _ids(
+    message: str | tuple[str, ...], path: Path, line: int
+) -> Iterator[tuple[str | tuple[str, str], str, int]]:
+    """Single ids as they are; an ``ngettext`` pair stays one plural entry (``msgid_plural``), since
+    gettext looks plurals up by the pair - two separate entries would never be used."""
+    where = str(path.relative_to(WEB_DIR))
+    if isinstance(message, tuple):
+        parts = [part for part in message if part]
+        if len(parts) == 2:
+            yield (parts[0], parts[1]), where, line
+            return
+        for part in parts:
+            yield part, where, line
+    elif message:
+        yield message, where, line
 
 
 def po_path(lang: str, area: str) -> Path:
@@ -63,7 +73,7 @@ def po_path(lang: str, area: str) -> Path:
 
 def update(area: str, *, check: bool) -> list[str]:
     """Problems found (missing/untranslated), after adding missing ids unless ``check``."""
-    found: dict[str, list[tuple[str, int]]] = {}
+    found: dict[str | tuple[str, str], list[tuple[str, int]]] = {}
     for msgid, where, line in messages(area):
         found.setdefault(msgid, []).append((where, line))
     problems: list[str] = []
@@ -79,10 +89,14 @@ def update(area: str, *, check: bool) -> list[str]:
         for msgid, locations in found.items():
             if msgid not in catalog:
                 problems.append(f"{lang}/{area}.po: missing {msgid!r} ({locations[0][0]}:{locations[0][1]})")
-                catalog.add(msgid, "", locations=locations)
+                catalog.add(msgid, ("", "") if isinstance(msgid, tuple) else "", locations=locations)
             else:
-                catalog[msgid].locations = locations
-                if not catalog[msgid].string:
+                entry = catalog[msgid]
+                entry.locations = locations
+                strings = entry.string if isinstance(entry.string, tuple | list) else (entry.string,)
+                if isinstance(msgid, tuple) and not entry.pluralizable:
+                    problems.append(f"{lang}/{area}.po: {msgid[0]!r} needs its plural form {msgid[1]!r}")
+                elif not all(strings):
                     problems.append(f"{lang}/{area}.po: untranslated {msgid!r}")
         if not check:
             path.parent.mkdir(parents=True, exist_ok=True)
