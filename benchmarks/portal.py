@@ -57,6 +57,11 @@ async def _serve(data_dir: Path) -> None:
     """
     import uvicorn
 
+    # Answers go to the parent on the original stdout; the app's request log goes to /dev/null, so a
+    # full pipe never stalls the server while the parent is busy generating load.
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+
     from vpsbridge.config import load_settings
     from vpsbridge.jobs.worker import Worker
     from vpsbridge.services import platforms, portal, products
@@ -144,7 +149,11 @@ async def _serve(data_dir: Path) -> None:
     await Worker(ctx, concurrency=2, periodic=False, wakeup=False).run_until_idle(timeout=60)
     origin = f"http://127.0.0.1:{web_port}"
     link = await portal.mint_portal_link(ctx, out.id, actor, base_url=origin)
-    print(MARK + json.dumps({"origin": origin, "link": link.url, "service_id": out.id}), flush=True)
+    print(
+        MARK + json.dumps({"origin": origin, "link": link.url, "service_id": out.id}),
+        file=answers,
+        flush=True,
+    )
 
     loop = asyncio.get_running_loop()
     while True:
@@ -152,7 +161,7 @@ async def _serve(data_dir: Path) -> None:
         if not line:
             break
         if line.strip() == "count":
-            print(MARK + json.dumps({"count": len(sim.requests)}), flush=True)
+            print(MARK + json.dumps({"count": len(sim.requests)}), file=answers, flush=True)
     for s in servers:
         s.should_exit = True
     await asyncio.gather(*tasks)
