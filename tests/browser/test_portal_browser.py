@@ -82,9 +82,8 @@ async def _start_xvnc() -> tuple[subprocess.Popen[bytes], int]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend is enough for the browser
 async def test_portal_in_chromium(pworld: PortalWorld, db_url: str) -> None:
-    if "postgres" in db_url or "asyncpg" in db_url:
-        return  # one backend is enough for the browser run; the SQLite case drives it
     chromium = require_binary("chromium")
     require(not docs.missing_assets(), "front-end assets are not built (cd frontend && npm run build)")
     from playwright.async_api import async_playwright
@@ -118,6 +117,20 @@ async def test_portal_in_chromium(pworld: PortalWorld, db_url: str) -> None:
                 await page.wait_for_selector("[data-state-badge]")
                 assert "/portal/s/" in page.url
                 await page.wait_for_selector("[data-traffic-text]:not(:text('Loading...'))")
+                # backups and reverse DNS load when scrolled into view (htmx "revealed")
+                await page.locator("#backups").scroll_into_view_if_needed()
+                await page.wait_for_selector("#backups :is(ol.timeline li, :text('No backups yet.'))")
+                await page.locator("#rdns").scroll_into_view_if_needed()
+                await page.wait_for_selector("#rdns form input[name=ptr]")
+                rdns_ips = await page.locator("#rdns .maskable").all_inner_texts()
+                page_ips = await page.locator(".ip-row .maskable").evaluate_all(
+                    "els => els.map(e => e.getAttribute('data-value'))"
+                )
+                assert rdns_ips
+                assert set(rdns_ips) <= set(page_ips)
+                loading = page.locator("#backups :text('Loading...'), #rdns :text('Loading...')")
+                assert await loading.count() == 0
+                await page.evaluate("window.scrollTo(0, 0)")
                 await page.screenshot(path=str(SHOTS / "portal-overview.png"), full_page=True)
 
                 # power with confirmation, buttons disabled while it runs
