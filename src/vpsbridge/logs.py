@@ -193,6 +193,10 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(max(level, logging.WARNING))
     # SQLAlchemy's engine logger echoes statements and parameters at INFO; keep it quiet by default.
     logging.getLogger("sqlalchemy.engine").setLevel(max(level, logging.WARNING))
+    # The HTTP client logs each request at INFO; the upstream layer already writes one redacted line
+    # (with outcome and duration) per request, so the client's own would be an unredacted duplicate.
+    for name in ("httpx2", "httpcore2", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

@@ -88,6 +88,15 @@ async def test_healthz_and_readyz(sqlite_app: tuple[FastAPI, httpx2.AsyncClient]
     assert body["checks"]["cache"]["ok"] is True
 
 
+async def test_bare_address_opens_the_operator_console(
+    sqlite_app: tuple[FastAPI, httpx2.AsyncClient],
+) -> None:
+    _app, client = sqlite_app
+    home = await client.get("/")
+    assert home.status_code == 307
+    assert home.headers["location"] == "/admin/"
+
+
 async def test_readyz_names_the_unreachable_database(tmp_path: Path) -> None:
     # A PostgreSQL URL on a port nothing listens on: the probe must fail fast and say "database".
     settings = make_settings(tmp_path, "postgresql+asyncpg://postgres@127.0.0.1:9/nowhere")

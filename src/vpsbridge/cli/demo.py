@@ -135,7 +135,7 @@ async def _main(settings: Settings, sock: socket.socket, data_dir: Path, web_url
             err_console.print("vpsbridge demo: the web process failed to start; see the log above")
             return 1
 
-        print_banner(demo, _route_prefixes(app), settings)
+        print_banner(demo, settings)
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({stopper, web_task}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
@@ -164,39 +164,25 @@ async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
     return True
 
 
-def _route_prefixes(app: Any) -> set[str]:
-    prefixes: set[str] = set()
-    for route in getattr(app, "routes", []):
-        path = str(getattr(route, "path", ""))
-        first = path.split("/")[1] if path.startswith("/") and len(path) > 1 else ""
-        if first:
-            prefixes.add("/" + first)
-    return prefixes
-
-
-def demo_links(demo: DemoContext, prefixes: set[str]) -> list[tuple[str, str]]:
-    """The URLs the banner shows: the web app, its API and docs, then the console and portal if present."""
+def demo_links(demo: DemoContext) -> list[tuple[str, str]]:
+    """The URLs the banner shows: the operator console, the API and its docs, then what seeds added."""
     base = demo.web_url
     links = [
-        ("Web", base + "/"),
+        ("Operator console", base + "/admin/"),
         ("API docs", base + "/docs"),
         ("Operator API", base + "/api/v1"),
         ("Readiness", base + "/readyz"),
     ]
-    if "/admin" in prefixes:
-        links.append(("Operator console", base + "/admin"))
-    if "/portal" in prefixes:
-        links.append(("Client portal", base + "/portal"))
     links.extend(demo.links)
     return links
 
 
-def print_banner(demo: DemoContext, prefixes: set[str], settings: Settings) -> None:
+def print_banner(demo: DemoContext, settings: Settings) -> None:
     """The demo's one screen of output; stdout is flushed so a supervising process sees it at once."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(no_wrap=True)
-    for label, url in demo_links(demo, prefixes):
+    for label, url in demo_links(demo):
         table.add_row(label, url)
     parts: list[Any] = [table]
     if demo.logins:

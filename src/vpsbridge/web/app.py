@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from vpsbridge import __version__
@@ -117,7 +118,13 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(bridge_router)
     app.mount(docs.STATIC_URL, StaticFiles(directory=docs.STATIC_DIR), name="static")
+    app.add_api_route("/", _home, methods=["GET"], include_in_schema=False)
     return app
+
+
+async def _home() -> RedirectResponse:
+    """The bare address opens the operator console (clients arrive through single sign-on links)."""
+    return RedirectResponse("/admin/", status_code=307)
 
 
 async def _start_worker(ctx: AppContext) -> Worker:
