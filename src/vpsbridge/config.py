@@ -35,6 +35,7 @@ DEFAULT_TASK_INTERVALS: dict[str, int] = {
     "job_log_purge": 3600,
     "dns_reconcile": 86400,
     "stock_recalc": 7200,
+    "usage_sync": 86400,
 }
 
 

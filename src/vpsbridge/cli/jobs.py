@@ -42,6 +42,7 @@ def worker(
 ) -> None:
     """Claim and run jobs, and fire due periodic tasks, until SIGTERM or Ctrl-C."""
     settings = settings_for(ctx)
+    import vpsbridge.billing.whmcs.credit  # self-service auto top-off after usage_sync
     import vpsbridge.billing.whmcs.report  # noqa: F401 - reports job outcomes back to WHMCS
     from vpsbridge.jobs.worker import Worker
     from vpsbridge.logs import configure_logging
@@ -71,6 +72,7 @@ def cron(
 
     Exits 1 when a task reported errors, so cron mails the operator.
     """
+    import vpsbridge.billing.whmcs.credit  # noqa: F401 - self-service auto top-off after usage_sync
     from vpsbridge.jobs import maintenance, periodic
     from vpsbridge.workflows import autodiscover
 

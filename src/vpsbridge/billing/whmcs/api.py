@@ -256,6 +256,17 @@ class WhmcsClient(UpstreamClient):
             raise UpstreamMalformed("whmcs: CreateInvoice succeeded without an invoice id", client=self.name)
         return invoice_id
 
+    async def apply_credit(self, invoice_id: int, amount: float, *, send_email: bool = False) -> bool:
+        """``ApplyCredit``: pay ``amount`` of ``invoice_id`` from the client's credit balance.
+
+        Returns whether WHMCS reports the invoice paid in full by it (``invoicepaid``). Fails with
+        :class:`WhmcsApiError` when the balance does not cover the amount.
+        """
+        body = await self.call(
+            "ApplyCredit", {"invoiceid": invoice_id, "amount": f"{amount:.2f}", "noemail": not send_email}
+        )
+        return str(body.get("invoicepaid") or "").lower() in ("true", "1")
+
     async def log_activity(self, description: str, *, client_id: int | None = None) -> None:
         await self.call("LogActivity", {"description": description, "clientid": client_id})
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vpsbridge import __version__
-from vpsbridge.billing.whmcs import idempotency, lifecycle, report
+from vpsbridge.billing.whmcs import credit, idempotency, lifecycle, report
 from vpsbridge.billing.whmcs.options import MODULE_SETTINGS, merge_into, parse_module_settings
 from vpsbridge.logs import get_logger
 from vpsbridge.services.audit import Actor
@@ -35,6 +35,7 @@ log = get_logger(__name__)
 
 #: Importing the bridge registers the listeners that report job outcomes back to WHMCS.
 report.register()
+credit.register()
 
 #: The custom fields the module creates on every product and reads at CreateAccount.
 OS_FIELD = "Initial Operating System"
@@ -356,14 +357,35 @@ async def validate_config(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
     return {"ok": True, "message": "the platform accepts this configuration"}
 
 
+def _public_base(ctx: AppContext) -> str:
+    settings = ctx.settings
+    return (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
 @_module("ServiceSingleSignOn")
 async def service_sso(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
-    return {"ok": True, "redirect": await lifecycle.sso_url(ctx, call.service_id, admin=False)}
+    """The client area's sign-on button opens our portal (one-time link), not the platform's panel."""
+    from vpsbridge.services import portal
+    from vpsbridge.services.provisioning import by_billing
+
+    return {"ok": True, "redirect": await portal.sso_url(ctx, by_billing(call.service_id))}
 
 
 @_module("AdminSingleSignOn")
 async def admin_sso(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
-    return {"ok": True, "redirect": await lifecycle.sso_url(ctx, call.service_id, admin=True)}
+    """Staff open the operator console as the operator account named like their WHMCS admin user.
+
+    The PHP sends the signed-in WHMCS admin's username; an unknown or disabled operator is refused
+    (WHMCS access never silently becomes console access).
+    """
+    from vpsbridge.services.admin_auth import mint_admin_sso
+
+    username = str(call.extra.get("admin_username") or "").strip()
+    if not username:
+        raise Invalid("WHMCS did not say which admin is signed in; sign in to the WHMCS admin area again")
+    actor = Actor(type="bridge", id=f"whmcs-admin:{username}", ip=call.ip)
+    token = await mint_admin_sso(ctx, username, actor)
+    return {"ok": True, "redirect": _public_base(ctx) + token.path}
 
 
 @_module("ClientArea")
@@ -436,6 +458,23 @@ async def cart_page(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
     return {"ok": True, "stock": await lifecycle.stock(ctx, call.extra.get("products"), "cart")}
 
 
+@_hook("InvoicePaid")
+async def invoice_paid(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
+    """A paid invoice: credit the panel if it is a self-service credit invoice vpsbridge raised."""
+    invoice = call.extra.get("invoice") if isinstance(call.extra.get("invoice"), Mapping) else {}
+    assert isinstance(invoice, Mapping)
+    try:
+        invoice_id = int(invoice.get("id") or 0)
+    except (TypeError, ValueError):
+        invoice_id = 0
+    if invoice_id <= 0:
+        raise Invalid("the InvoicePaid hook carries no invoice id")
+    return {
+        "ok": True,
+        **(await credit.settle_invoice(ctx, invoice_id, status=str(invoice.get("status") or ""))),
+    }
+
+
 @_hook("ShoppingCartValidateCheckout")
 async def validate_checkout(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
     """Refuse a checkout whose VPS has no operating system chosen; one message per product line."""
@@ -480,6 +519,21 @@ async def client_power(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
     return {"ok": True, "message": f"{action} requested"}
 
 
+@_client("credit")
+async def client_credit(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
+    """Self-service credit asked for in the client area: an invoice to pay, credited once paid."""
+    try:
+        amount = float(str(call.extra.get("amount") or "").strip())
+    except ValueError:
+        raise Invalid("the credit amount must be a number", field="amount") from None
+    raised = await credit.request_credit(ctx, call.service_id, amount, source="client")
+    return {
+        "ok": True,
+        **raised.as_dict(),
+        "message": f"Invoice #{raised.invoice_id} was created; the credit is added once it is paid.",
+    }
+
+
 @_client("status")
 async def client_status(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
     return {"ok": True, "vars": await lifecycle.client_view(ctx, call.service_id)}
@@ -487,4 +541,11 @@ async def client_status(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
 
 @_client("portal")
 async def client_portal(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
+    """Our client portal, signed in with a one-time link (same as the sign-on button)."""
+    return await service_sso(ctx, call)
+
+
+@_client("panel")
+async def client_panel(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
+    """The platform's own panel (VirtFusion), for platforms that have one."""
     return {"ok": True, "redirect": await lifecycle.sso_url(ctx, call.service_id, admin=False)}

@@ -204,18 +204,10 @@ async def sso_url(ctx: AppContext, billing_service_id: str, *, admin: bool) -> s
 
 
 async def usage(ctx: AppContext) -> list[dict[str, Any]]:
-    """Per billing service: disk and bandwidth usage/limits in MB from what vpsbridge last knew."""
-    out: list[dict[str, Any]] = []
-    for service in await prov.list_services(ctx, status="active", limit=10_000):
-        if not service.billing_service_id:
-            continue
-        usage_ = dict(service.options.get("usage") or {}) if isinstance(service.options, Mapping) else {}
-        row: dict[str, Any] = {"serviceid": service.billing_service_id}
-        for column in ("diskusage", "disklimit", "bwusage", "bwlimit"):
-            if isinstance(usage_.get(column), (int, float)):
-                row[column] = int(usage_[column])
-        out.append(row)
-    return out
+    """Per billing service: disk and bandwidth usage/limits in MB, as the ``usage_sync`` task stored them."""
+    from vpsbridge.services.usage import billing_usage
+
+    return await billing_usage(ctx)
 
 
 async def accounts(ctx: AppContext) -> list[dict[str, Any]]:

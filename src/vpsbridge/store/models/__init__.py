@@ -2,6 +2,7 @@
 
 from vpsbridge.store.models.auth import Admin, ApiToken, WebSession
 from vpsbridge.store.models.base import Base, Timestamped, UTCDateTime, utcnow
+from vpsbridge.store.models.billing import CreditInvoice
 from vpsbridge.store.models.catalog import DnsProvider, DnsZone, Platform, Product
 from vpsbridge.store.models.inventory import IpAddress, IpPool, Server, Service
 from vpsbridge.store.models.jobs import Job, JobLog, JobStep, PeriodicTask
@@ -13,6 +14,7 @@ __all__ = [
     "ApiToken",
     "AuditLog",
     "Base",
+    "CreditInvoice",
     "DnsProvider",
     "DnsZone",
     "IpAddress",

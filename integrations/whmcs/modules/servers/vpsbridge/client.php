@@ -22,7 +22,7 @@ require_once __DIR__ . '/lib/Transport.php';
 require_once __DIR__ . '/lib/Whmcs.php';
 
 /** Actions the proxy forwards, and whether they change anything (POST + same origin required). */
-$actions = array('status' => false, 'portal' => true, 'power' => true);
+$actions = array('status' => false, 'portal' => true, 'power' => true, 'credit' => true);
 
 function vpsbridge_client_reply($status, array $body)
 {
@@ -79,6 +79,9 @@ try {
     $extra = array();
     if ($action === 'power') {
         $extra['action'] = isset($_POST['power']) ? (string) $_POST['power'] : '';
+    }
+    if ($action === 'credit') {
+        $extra['amount'] = isset($_POST['amount']) ? (string) $_POST['amount'] : '';
     }
     $result = Transport::call(Whmcs::serverConfig(), 'client', $action, array(
         'params' => array('serviceid' => (int) $service->id, 'userid' => $clientId, 'pid' => (int) $service->packageid),

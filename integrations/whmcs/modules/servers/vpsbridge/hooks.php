@@ -102,6 +102,34 @@ add_hook('DailyCronJob', 1, function ($vars) {
     }
 });
 
+/**
+ * A paid invoice: vpsbridge credits VirtFusion self-service credit for the invoices it raised for
+ * that (and ignores every other invoice). The status comes from tblinvoices, not from the event.
+ */
+add_hook('InvoicePaid', 1, function ($vars) {
+    try {
+        $invoiceId = isset($vars['invoiceid']) ? (int) $vars['invoiceid'] : 0;
+        if ($invoiceId <= 0) {
+            return;
+        }
+        $invoice = WHMCS\Database\Capsule::table('tblinvoices')->where('id', $invoiceId)->first();
+        if (!$invoice) {
+            return;
+        }
+        $result = vpsbridge_hook_call('InvoicePaid', array('invoice' => array(
+            'id' => (int) $invoice->id,
+            'userid' => (int) $invoice->userid,
+            'status' => (string) $invoice->status,
+        )));
+        if (!$result['ok']) {
+            logActivity('vpsbridge: invoice #' . $invoiceId . ' was paid but its self-service credit failed: '
+                . $result['error']);
+        }
+    } catch (\Throwable $e) {
+        // never break a payment
+    }
+});
+
 /** The pid of a cart page, wherever this WHMCS version puts it. */
 function vpsbridge_cart_pid($vars)
 {
