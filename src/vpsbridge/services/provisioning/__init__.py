@@ -12,13 +12,18 @@ The stable API the billing bridge, the JSON API and the CLI call (all ``async``,
     reset_password(ctx, ref, actor) -> CredentialsOut
     rename_service(ctx, ref, actor, *, hostname, name=None) -> ActionOut
     power_service(ctx, ref, action, actor) -> ActionOut
+    rebuild_service(ctx, ref, actor, *, os_template, ssh_keys=()) -> ActionOut
     service_credentials(ctx, ref) -> CredentialsOut
     resolve_unknown_create(ctx, ref, actor, *, external_id: str | None) -> ServiceOut
     on_service_event(kind, fn)  # fn(ctx, ServiceEvent) -> Awaitable[None]
 
+Each dispatches through the platform's :class:`~.flavours.Flavour`: Proxmox services run in the
+``proxmox.*`` workflows (:mod:`.proxmox`), everything else through the generic create-then-deploy path.
+
 ``ref`` is a service id (``12`` / ``"12"``) or ``by_billing(<billing service id>)`` (``"billing:345"``).
 """
 
+from vpsbridge.services.provisioning import proxmox as proxmox  # registers the Proxmox flavour
 from vpsbridge.services.provisioning.events import (
     EVENT_KINDS,
     ServiceEvent,
@@ -31,6 +36,7 @@ from vpsbridge.services.provisioning.lifecycle import (
     get_service,
     list_services,
     power_service,
+    rebuild_service,
     rename_service,
     reset_password,
     resolve_unknown_create,
@@ -68,6 +74,7 @@ __all__ = [
     "list_services",
     "on_service_event",
     "power_service",
+    "rebuild_service",
     "remove_service_listener",
     "rename_service",
     "reset_password",

@@ -19,13 +19,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from vpsbridge.platforms.base import Platform as Driver
 from vpsbridge.platforms.models import ServerRef, ServerSpec, TaskHandle
 from vpsbridge.services.errors import Invalid
 from vpsbridge.services.provisioning.credentials import generate_password
 from vpsbridge.services.provisioning.drivers import PlatformConfig
+
+if TYPE_CHECKING:
+    from vpsbridge.services.audit import Actor
+    from vpsbridge.services.context import AppContext
+    from vpsbridge.services.provisioning.records import ServiceRef
+    from vpsbridge.services.provisioning.schemas import (
+        ActionOut,
+        ChangePackageRequest,
+        CredentialsOut,
+        ServiceCreate,
+        ServiceOut,
+    )
 
 
 @dataclass(frozen=True)
@@ -247,6 +259,37 @@ class Flavour:
 
     def expects_ipv6(self, spec_ipv6: int) -> bool:
         return spec_ipv6 > 0
+
+    # --- lifecycle delegation --------------------------------------------------------------------
+    #
+    # A platform whose lifecycle runs entirely in its own workflows (Proxmox: a deploy is a dozen
+    # upstream steps, so nothing may call the platform while billing waits) takes over the public
+    # lifecycle functions here. Each answers ``None`` = "not delegated: use the generic path" (one
+    # platform call, then a ``service.*`` job), so the generic flavour needs no override at all and
+    # the callers (billing bridge, JSON API, CLI, portal) never need to know the platform type.
+
+    async def create_service(self, ctx: AppContext, req: ServiceCreate, actor: Actor) -> ServiceOut | None:
+        return None
+
+    async def terminate_service(
+        self, ctx: AppContext, ref: ServiceRef, actor: Actor, *, delay_seconds: float | None
+    ) -> ActionOut | None:
+        return None
+
+    async def change_package(
+        self, ctx: AppContext, ref: ServiceRef, req: ChangePackageRequest, actor: Actor
+    ) -> ActionOut | None:
+        return None
+
+    async def service_action(
+        self, ctx: AppContext, ref: ServiceRef, operation: str, actor: Actor, **extra: Any
+    ) -> ActionOut | None:
+        """``suspend``, ``unsuspend``, ``power`` (``action=...``) or ``rebuild`` (``os_template``,
+        ``ssh_keys``) queued as the platform's own workflow."""
+        return None
+
+    async def reset_password(self, ctx: AppContext, ref: ServiceRef, actor: Actor) -> CredentialsOut | None:
+        return None
 
 
 class DummyFlavour(Flavour):

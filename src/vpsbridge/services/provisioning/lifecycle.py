@@ -247,6 +247,9 @@ async def create_service(
     req = parse_input(ServiceCreate, data)
     product, platform = await _product_and_platform(ctx, req.product)
     flavour = flavour_for(platform.type)
+    delegated = await flavour.create_service(ctx, req, actor)
+    if delegated is not None:
+        return delegated
     hostname = req.hostname or f"vps-{secrets.token_hex(4)}"
     spec = flavour.server_spec(product, platform, _spec_request(req, hostname))
 
@@ -591,6 +594,21 @@ async def _cancel_jobs(session: AsyncSession, service: Service, actor: Actor) ->
 # --- actions on an existing server -----------------------------------------------------------------
 
 
+async def _service_flavour(ctx: AppContext, ref: ServiceRef) -> Flavour:
+    """The flavour of the platform a service lives on (its server's, else its product's)."""
+    async with ctx.db.session() as session:
+        service = await find_service(session, ref)
+        platform_id: int | None = None
+        if service.server_id:
+            server = await session.get(Server, service.server_id)
+            platform_id = server.platform_id if server is not None else None
+        if platform_id is None and service.product_id:
+            product = await session.get(Product, service.product_id)
+            platform_id = product.platform_id if product is not None else None
+        config = await session.get(PlatformRow, platform_id) if platform_id is not None else None
+        return flavour_for(config.type if config is not None else "*")
+
+
 @dataclass(frozen=True)
 class _Target:
     service_id: int
@@ -689,6 +707,9 @@ async def suspend_service(
             return ActionOut(
                 service=await service_out(session, service), action="suspend", outcome="unchanged"
             )
+    delegated = await (await _service_flavour(ctx, ref)).service_action(ctx, ref, "suspend", actor)
+    if delegated is not None:
+        return delegated
     target = await _target(ctx, ref, "suspend", ("active", "provisioning"))
     gone = False
     try:
@@ -710,6 +731,9 @@ async def unsuspend_service(ctx: AppContext, ref: ServiceRef, actor: Actor) -> A
             return ActionOut(
                 service=await service_out(session, service), action="unsuspend", outcome="unchanged"
             )
+    delegated = await (await _service_flavour(ctx, ref)).service_action(ctx, ref, "unsuspend", actor)
+    if delegated is not None:
+        return delegated
     target = await _target(ctx, ref, "unsuspend", ("suspended",))
     gone = False
     try:
@@ -763,6 +787,10 @@ async def terminate_service(
     gets ``queued`` at once; the ``terminated`` (or ``terminate_failed``) event reports the end.
     A repeated call returns the queued termination unchanged.
     """
+    flavour = await _service_flavour(ctx, ref)
+    delegated = await flavour.terminate_service(ctx, ref, actor, delay_seconds=delay_seconds)
+    if delegated is not None:
+        return delegated
     async with ctx.db.session() as session:
         service = await find_service(session, ref, lock=True)
         if service.status in ("terminated", "terminating"):
@@ -842,6 +870,9 @@ async def change_package(
     package change). Unknown options are refused before the platform is called.
     """
     req = parse_input(ChangePackageRequest, data)
+    delegated = await (await _service_flavour(ctx, ref)).change_package(ctx, ref, req, actor)
+    if delegated is not None:
+        return delegated
     target = await _target(ctx, ref, "change the package of", ("active", "suspended"))
     async with ctx.db.session() as session:
         service = await find_service(session, target.service_id)
@@ -908,6 +939,9 @@ async def change_package(
 
 async def reset_password(ctx: AppContext, ref: ServiceRef, actor: Actor) -> CredentialsOut:
     """A new root password, stored encrypted and returned (for billing to show or mail)."""
+    delegated = await (await _service_flavour(ctx, ref)).reset_password(ctx, ref, actor)
+    if delegated is not None:
+        return delegated
     target = await _target(ctx, ref, "reset the password of", ("active",))
     try:
         async with open_driver(ctx, target.platform_id) as (driver, _):
@@ -944,6 +978,9 @@ async def rename_service(
     if not hostname or len(hostname) > 253:
         raise Invalid("hostname must be 1-253 characters", field="hostname")
     target = await _target(ctx, ref, "rename", ("active", "suspended", "provisioning"))
+    async with ctx.db.session() as session:
+        before = await session.get(Server, target.server_id)
+        old_hostname = before.hostname if before is not None else None
     try:
         async with open_driver(ctx, target.platform_id) as (driver, _):
             await driver.rename(target.ref, hostname, name=name)
@@ -956,7 +993,20 @@ async def rename_service(
         await set_server(session, target.server_id, **values)
         await record(session, actor, "service.rename", LABEL, target.service_id, {"hostname": hostname})
         out = await service_out(session, await find_service(session, target.service_id))
+    if old_hostname != hostname:
+        await _dns_renamed(ctx, target.server_id, old_hostname, hostname)
     return ActionOut(service=out, action="rename", outcome="done")
+
+
+async def _dns_renamed(ctx: AppContext, server_id: int, old: str | None, new: str) -> None:
+    """Queue the forward-record move and PTR rewrite; the rename itself already succeeded."""
+    from vpsbridge.logs import get_logger
+    from vpsbridge.services.dns.hooks import on_server_renamed
+
+    try:
+        await on_server_renamed(ctx, server_id, old, new)
+    except Exception as exc:
+        get_logger(__name__).warning("dns_rename_not_queued", server=server_id, error=str(exc))
 
 
 async def power_service(ctx: AppContext, ref: ServiceRef, action: PowerAction, actor: Actor) -> ActionOut:
@@ -965,6 +1015,10 @@ async def power_service(ctx: AppContext, ref: ServiceRef, action: PowerAction, a
         raise Invalid(
             f"unknown power action {action!r} (start, stop, shutdown, restart, reset)", field="action"
         )
+    flavour = await _service_flavour(ctx, ref)
+    delegated = await flavour.service_action(ctx, ref, "power", actor, action=action)
+    if delegated is not None:
+        return delegated
     target = await _target(ctx, ref, action, ("active",))
     try:
         async with open_driver(ctx, target.platform_id) as (driver, _):
@@ -978,6 +1032,46 @@ async def power_service(ctx: AppContext, ref: ServiceRef, action: PowerAction, a
     return ActionOut(service=out, action=f"power:{action}", outcome="accepted", job_id=job_id)
 
 
+async def rebuild_service(
+    ctx: AppContext,
+    ref: ServiceRef,
+    actor: Actor,
+    *,
+    os_template: str,
+    ssh_keys: list[str] | tuple[str, ...] = (),
+) -> ActionOut:
+    """Reinstall the server with ``os_template``; the new root login is stored when known.
+
+    Platforms with their own workflows (Proxmox) queue their rebuild; the others ask the platform to
+    build and follow its task in a sync job.
+    """
+    flavour = await _service_flavour(ctx, ref)
+    delegated = await flavour.service_action(
+        ctx, ref, "rebuild", actor, os_template=os_template, ssh_keys=list(ssh_keys)
+    )
+    if delegated is not None:
+        return delegated
+    target = await _target(ctx, ref, "rebuild", ("active",))
+    async with ctx.db.session() as session:
+        server = await session.get(Server, target.server_id)
+        hostname = server.hostname if server is not None else None
+        name = server.name if server is not None else None
+    try:
+        async with open_driver(ctx, target.platform_id) as (driver, _):
+            outcome = await target.flavour.build(
+                driver, target.ref, os_template=os_template, ssh_keys=ssh_keys, hostname=hostname, name=name
+            )
+    except Exception as exc:
+        raise _translate(exc, "rebuild", target) from exc
+    if outcome.password:
+        await store_credentials(ctx, target.server_id, outcome.username, outcome.password)
+    async with ctx.db.session() as session:
+        job_id = await _queue_sync(session, target, outcome.task)
+        await record(session, actor, "service.rebuild", LABEL, target.service_id, {"os": os_template})
+        out = await service_out(session, await find_service(session, target.service_id))
+    return ActionOut(service=out, action="rebuild", outcome="accepted", job_id=job_id)
+
+
 __all__ = [
     "CHANGE_PACKAGE",
     "DEPLOY",
@@ -988,6 +1082,7 @@ __all__ = [
     "get_service",
     "list_services",
     "power_service",
+    "rebuild_service",
     "rename_service",
     "reset_password",
     "resolve_unknown_create",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -38,7 +38,13 @@ from vpsbridge.services.lookup import find_by_ref
 from vpsbridge.services.provisioning.drivers import PlatformConfig
 from vpsbridge.services.provisioning.flavours import Flavour, ProductView, SpecRequest, register_flavour
 from vpsbridge.services.provisioning.records import ServiceRef, find_service, service_out
-from vpsbridge.services.provisioning.schemas import ActionOut, ChangePackageRequest, ServiceCreate, ServiceOut
+from vpsbridge.services.provisioning.schemas import (
+    ActionOut,
+    ChangePackageRequest,
+    CredentialsOut,
+    ServiceCreate,
+    ServiceOut,
+)
 from vpsbridge.store.models import Platform, Product, Server, Service, utcnow
 
 if TYPE_CHECKING:
@@ -208,6 +214,89 @@ class ProxmoxFlavour(Flavour):
             "(vpsbridge.services.provisioning.proxmox.create_proxmox_service)"
         )
 
+    # The generic lifecycle functions delegate here, so billing, the API and the CLI reach the
+    # Proxmox workflows through the same calls as every other platform.
+
+    #: How long a password reset waits for its workflow before answering (billing shows the result).
+    reset_wait_seconds: ClassVar[float] = 45.0
+
+    async def create_service(self, ctx: AppContext, req: ServiceCreate, actor: Actor) -> ServiceOut | None:
+        return await create_proxmox_service(ctx, req, actor)
+
+    async def terminate_service(
+        self, ctx: AppContext, ref: ServiceRef, actor: Actor, *, delay_seconds: float | None
+    ) -> ActionOut | None:
+        if delay_seconds is None:
+            async with ctx.db.session() as session:
+                service = await find_service(session, ref)
+                row = await session.get(Product, service.product_id) if service.product_id else None
+                delay_seconds = float((row.settings or {}).get("terminate_delay_seconds", 0)) if row else 0.0
+        if delay_seconds < 0:
+            raise Invalid("delay_seconds cannot be negative", field="delay_seconds")
+        return await terminate_proxmox_service(
+            ctx, ref, actor, delay_seconds=ctx.settings.scaled(delay_seconds)
+        )
+
+    async def change_package(
+        self, ctx: AppContext, ref: ServiceRef, req: ChangePackageRequest, actor: Actor
+    ) -> ActionOut | None:
+        return await change_proxmox_package(ctx, ref, req, actor)
+
+    async def service_action(
+        self, ctx: AppContext, ref: ServiceRef, operation: str, actor: Actor, **extra: Any
+    ) -> ActionOut | None:
+        kind, allowed = _ACTIONS[operation]
+        return await queue_action(ctx, ref, kind, actor, allowed=allowed, **extra)
+
+    async def reset_password(self, ctx: AppContext, ref: ServiceRef, actor: Actor) -> CredentialsOut | None:
+        """Queue the cloud-init reset and wait (bounded) for it: callers show the new password."""
+        import asyncio
+        import time
+
+        from vpsbridge.services.provisioning.events import ServiceEvent, emit
+        from vpsbridge.services.provisioning.lifecycle import service_credentials
+        from vpsbridge.store.models import Job
+
+        queued = await queue_action(ctx, ref, RESET_PASSWORD, actor, allowed=("active",))
+        job_id = queued.job_id
+        deadline = time.monotonic() + self.reset_wait_seconds
+        status = "queued"
+        while time.monotonic() < deadline:
+            async with ctx.db.session() as session:
+                job = await session.get(Job, job_id)
+                status = job.status if job is not None else "gone"
+                error = job.last_error if job is not None else None
+            if status == "succeeded":
+                out = await service_credentials(ctx, queued.service.id)
+                await emit(
+                    ctx,
+                    ServiceEvent(
+                        kind="password_reset",
+                        event_id=f"password_reset:{out.service_id}:job:{job_id}",
+                        service_id=out.service_id,
+                        billing_service_id=queued.service.billing_service_id,
+                        client_id=queued.service.client_id,
+                        server_id=queued.service.server.id if queued.service.server else None,
+                        details={"username": out.username},
+                    ),
+                )
+                return out
+            if status in ("failed", "cancelled", "gone"):
+                raise Conflict(f"the password reset of service {queued.service.id} failed: {error or status}")
+            await asyncio.sleep(0.2)
+        raise Conflict(
+            f"the password reset of service {queued.service.id} is queued (job {job_id}) but not finished "
+            "yet; the new password is stored when it is"
+        )
+
+
+#: Generic action name -> (workflow, service states it may start from).
+_ACTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "suspend": (SUSPEND, ("active", "provisioning")),
+    "unsuspend": (UNSUSPEND, ("suspended",)),
+    "power": (POWER, ("active",)),
+    "rebuild": (REBUILD, ("active",)),
+}
 
 register_flavour(ProxmoxFlavour())
 
