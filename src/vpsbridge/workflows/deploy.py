@@ -19,6 +19,8 @@ Steps (each idempotent; the job resumes after the last completed one on any work
 ``sync``
     Record addresses, host name and state; on platforms where IPv6 shows up seconds after the build
     (VirtFusion), wait for it for a bounded time. The service becomes ``active``.
+``dns``
+    Queue the forward records and PTRs (a ``dns_sync`` job); a DNS failure is logged, never fatal.
 ``notify``
     Deliver ``provisioned`` (at least once) so billing can store the IPs and send the welcome e-mail.
 
@@ -339,6 +341,18 @@ async def step_sync(ctx: StepContext) -> Outcome:
     return Done({"ipv4": list(info.ipv4), "ipv6": list(info.ipv6)})
 
 
+async def step_dns(ctx: StepContext) -> Outcome:
+    """Queue the forward records and PTRs of the new addresses; DNS never holds up or fails a deploy."""
+    from vpsbridge.services.dns.hooks import on_server_provisioned
+
+    try:
+        job = await on_server_provisioned(ctx.app, int(ctx.payload["server_id"]))
+    except Exception as exc:
+        await ctx.log(f"DNS records not queued ({type(exc).__name__}: {exc}); the deploy goes on", "warning")
+        return Done({"dns_queued": False})
+    return Done({"dns_job": job})
+
+
 async def step_notify(ctx: StepContext) -> Outcome:
     details: dict[str, Any] = {
         "ipv4": ctx.state.get("ipv4") or [],
@@ -360,6 +374,7 @@ DEPLOY_WORKFLOW = register_workflow(
             Step("await_build", step_await_build),
             Step("credentials", step_credentials),
             Step("sync", step_sync),
+            Step("dns", step_dns),
             Step("notify", step_notify),
         ),
         resource_key=server_resource,

@@ -10,6 +10,8 @@ Steps:
     Ask the platform to delete the server. A server the platform *confirms* missing is success.
 ``await_delete``
     Poll the deletion task.
+``dns``
+    Queue the deletion of the PTRs and forward records (addresses captured before the release).
 ``cleanup``
     Mark the server gone, forget its platform id (platforms reuse ids), drop its stored login,
     release its IPAM addresses, mark the service ``terminated``.
@@ -159,6 +161,23 @@ async def step_await_delete(ctx: StepContext) -> Outcome:
     return Done()
 
 
+async def step_dns(ctx: StepContext) -> Outcome:
+    """Queue the deletion of the server's PTRs and forward records.
+
+    Runs once the server is deleted and *before* ``cleanup`` releases its addresses: the hook
+    snapshots the addresses into its job, and after the release they would be unknown. DNS
+    trouble is logged and never holds up the termination.
+    """
+    from vpsbridge.services.dns.hooks import on_server_terminated
+
+    try:
+        job = await on_server_terminated(ctx.app, int(ctx.payload["server_id"]))
+    except Exception as exc:
+        await ctx.log(f"DNS records not queued for deletion ({type(exc).__name__}: {exc})", "warning")
+        return Done({"dns_queued": False})
+    return Done({"dns_job": job})
+
+
 async def step_cleanup(ctx: StepContext) -> Outcome:
     server_id = int(ctx.payload["server_id"])
     async with ctx.app.db.session() as session:
@@ -197,6 +216,7 @@ TERMINATE_WORKFLOW = register_workflow(
             Step("grace", step_grace),
             Step("delete", step_delete),
             Step("await_delete", step_await_delete),
+            Step("dns", step_dns),
             Step("cleanup", step_cleanup),
             Step("notify", step_notify),
         ),
