@@ -55,6 +55,8 @@ class Stack:
     secret: str
     process: subprocess.Popen[str]
     log: Path | None = None
+    #: A read-scoped operator API token of the running stack.
+    api_token: str = ""
 
     def sim_state(self) -> dict[str, Any]:
         data: dict[str, Any] = httpx2.get(f"{self.sim}/_sim/state", timeout=5).json()
@@ -87,7 +89,13 @@ def start_stack(tmp: Path) -> Iterator[Stack]:
             for line in log_path.read_text().splitlines():
                 if line.startswith("READY "):
                     urls = json.loads(line[6:])
-                    yield Stack(bridge=urls["bridge"], sim=urls["sim"], secret=secret, process=process)
+                    yield Stack(
+                        bridge=urls["bridge"],
+                        sim=urls["sim"],
+                        secret=secret,
+                        process=process,
+                        api_token=urls.get("api_token", ""),
+                    )
                     return
             time.sleep(0.1)
         raise RuntimeError("the vpsbridge stack did not start:\n" + log_path.read_text()[-4000:])

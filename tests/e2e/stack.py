@@ -16,7 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from vpsbridge.config import load_settings
-from vpsbridge.services import platforms
+from vpsbridge.services import admins, platforms, tokens
 from vpsbridge.services.audit import Actor
 from vpsbridge.services.context import AppContext
 from vpsbridge.sim.virtfusion.app import create_app as create_sim
@@ -25,6 +25,9 @@ from vpsbridge.store import migrate
 from vpsbridge.web.app import create_app
 
 TOKEN = "e2e-virtfusion-token"
+#: The operator account WHMCS staff named ``ADMIN`` sign in to the console as.
+ADMIN = "whmcsadmin"
+ADMIN_PASSWORD = "e2e-operator-password-0123"  # a throw-away test account
 
 
 def free_port() -> int:
@@ -39,6 +42,7 @@ async def main(data_dir: Path, secret: str) -> None:
     settings = load_settings(
         data_dir=data_dir,
         bridge_secret=secret,
+        public_url=f"http://127.0.0.1:{bridge_port}",
         time_scale=0.05,
         worker_poll_seconds=0.1,
         job_lease_seconds=10,
@@ -59,6 +63,8 @@ async def main(data_dir: Path, secret: str) -> None:
             },
             Actor.system("e2e"),
         )
+        await admins.create_admin(ctx, ADMIN, ADMIN_PASSWORD, Actor.system("e2e"))
+        _, api_token = await tokens.create_token(ctx, "e2e", "read", Actor.system("e2e"))
     finally:
         await ctx.close()
 
@@ -72,7 +78,8 @@ async def main(data_dir: Path, secret: str) -> None:
     tasks = [asyncio.create_task(sim.serve()), asyncio.create_task(web.serve())]
     while not (sim.started and web.started):
         await asyncio.sleep(0.05)
-    print("READY " + json.dumps({"bridge": f"http://127.0.0.1:{bridge_port}", "sim": sim_url}), flush=True)
+    ready = {"bridge": f"http://127.0.0.1:{bridge_port}", "sim": sim_url, "api_token": api_token}
+    print("READY " + json.dumps(ready), flush=True)
     await asyncio.gather(*tasks)
 
 

@@ -3,6 +3,7 @@ the VirtFusion simulator: the whole lifecycle, order auto-accept, retries, secur
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any
 import httpx2
 import pytest
 from bridge_support import Stack, Whmcs, mariadb_database, start_stack
+from stack import ADMIN as STACK_ADMIN
 
 from vpsbridge.billing.whmcs.signing import signed_headers
 
@@ -169,9 +171,18 @@ def test_whole_lifecycle_with_a_repeated_create(stack: Stack, whmcs: Whmcs) -> N
     assert whmcs.module("SuspendAccount", p)["result"] == "success"
     assert whmcs.module("SuspendAccount", p)["result"] == "success"  # a WHMCS retry replays
     assert whmcs.module("UnsuspendAccount", p)["result"] == "success"
+    # The client's sign-on button opens our portal with a one-time link that signs in once.
     sso = whmcs.module("ServiceSingleSignOn", p)["result"]
     assert sso["success"] is True
-    assert sso["redirectTo"].startswith(stack.sim)
+    assert sso["redirectTo"].startswith(stack.bridge + "/portal/sso?token=")
+    portal = httpx2.get(sso["redirectTo"], follow_redirects=False, timeout=10)
+    assert portal.status_code == 303
+    assert portal.headers["location"].startswith("/portal/s/")
+    assert httpx2.get(sso["redirectTo"], follow_redirects=False, timeout=10).status_code == 401
+    # The platform's own panel is a separate client action.
+    panel = client_call(stack, "panel", {"params": {"serviceid": service, "userid": 101}})
+    assert panel.status_code == 200, panel.text
+    assert panel.json()["redirect"].startswith(stack.sim)
     area = whmcs.module("ClientArea", p)["result"]
     assert area["tabOverviewModuleOutputTemplate"] == "templates/overview.tpl"
     assert area["templateVariables"]["vpsbridge"]["status"] in ("active", "provisioning")
@@ -179,6 +190,38 @@ def test_whole_lifecycle_with_a_repeated_create(stack: Stack, whmcs: Whmcs) -> N
     assert accounts["success"] is True
     assert accounts["accounts"]
     assert whmcs.module("TerminateAccount", p)["result"] == "success"
+
+
+def client_call(stack: Stack, action: str, payload: dict[str, Any]) -> httpx2.Response:
+    """What client.php forwards after its session and ownership checks: a signed client call."""
+    path = f"/bridge/v1/client/{action}"
+    body = json.dumps(payload).encode()
+    headers = signed_headers(stack.secret, "POST", path, body, nonce=uuid.uuid4().hex)
+    return httpx2.post(stack.bridge + path, content=body, headers=headers, timeout=10)
+
+
+def test_admin_sign_on_opens_the_operator_console(stack: Stack, whmcs: Whmcs) -> None:
+    pid = new_product(whmcs)
+    _, (service,) = new_order(whmcs, client=505, pid=pid)
+    p = params(stack, whmcs, service, os_id=os_template(stack))
+    known = whmcs.insert("tbladmins", username=STACK_ADMIN)
+    stranger = whmcs.insert("tbladmins", username="intern")
+
+    sso = whmcs.module("AdminSingleSignOn", p, session={"adminid": known})["result"]
+    assert sso["success"] is True, sso
+    assert sso["redirectTo"].startswith(stack.bridge + "/admin/sso?token=")
+    console = httpx2.get(sso["redirectTo"], follow_redirects=False, timeout=10)
+    assert console.status_code == 303
+    assert console.headers["location"] == "/admin/"
+    assert "set-cookie" in console.headers
+    assert httpx2.get(sso["redirectTo"], follow_redirects=False, timeout=10).status_code == 403
+
+    refused = whmcs.module("AdminSingleSignOn", p, session={"adminid": stranger})["result"]
+    assert refused["success"] is False
+    assert "no active operator account named 'intern'" in refused["errorMsg"]
+    nobody = whmcs.module("AdminSingleSignOn", p)["result"]
+    assert nobody["success"] is False
+    assert "which admin" in nobody["errorMsg"]
 
 
 def wait_for_status(stack: Stack, whmcs: Whmcs, p: dict[str, Any], status: str, timeout: float = 30) -> None:
@@ -258,6 +301,37 @@ def test_stock_hook_writes_quantities_of_our_products_only(stack: Stack, whmcs: 
     whmcs.hook("AfterCronJob", {})
     assert whmcs.sql("SELECT qty FROM tblproducts WHERE id = ?", pid)[0]["qty"] > 0
     assert whmcs.sql("SELECT qty FROM tblproducts WHERE id = ?", other)[0]["qty"] == 3
+
+
+def test_stock_counts_every_location_option_value(stack: Stack, whmcs: Whmcs) -> None:
+    pid = new_product(whmcs)
+    group = 900 + pid
+    whmcs.insert("tblproductconfiglinks", gid=group, pid=pid)
+    option = whmcs.insert("tblproductconfigoptions", gid=group, optionname="Location|Data centre")
+    whmcs.insert("tblproductconfigoptionssub", configid=option, optionname="1|London")
+    whmcs.insert("tblproductconfigoptionssub", configid=option, optionname="2|Frankfurt")
+    whmcs.insert("tblproductconfigoptionssub", configid=option, optionname="3|Closed", hidden=1)
+    ram = whmcs.insert("tblproductconfigoptions", gid=group, optionname="RAM")
+    whmcs.insert("tblproductconfigoptionssub", configid=ram, optionname="4|4 GB")
+    whmcs.hook("AfterCronJob", {})
+    assert whmcs.sql("SELECT qty FROM tblproducts WHERE id = ?", pid)[0]["qty"] > 0
+    placement = stack_product_placement(stack, pid)
+    assert placement["location_group_ids"] == [1, 2]
+
+
+def stack_product_placement(stack: Stack, pid: int) -> dict[str, Any]:
+    """The product as vpsbridge stored it, through the operator API of the running stack."""
+    response = httpx2.get(
+        f"{stack.bridge}/api/v1/products",
+        headers={"Authorization": f"Bearer {stack.api_token}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    body = response.json()
+    items = body["items"] if isinstance(body, dict) else body
+    product = next(p for p in items if p["billing_product_id"] == str(pid))
+    placement: dict[str, Any] = product["placement"]
+    return placement
 
 
 def test_php_files_lint_clean() -> None:

@@ -5,7 +5,7 @@
  * Reads one JSON command on stdin, prints one JSON answer on stdout. Commands:
  *   {"cmd": "setup"}                                   create the WHMCS tables (real names and columns)
  *   {"cmd": "sql", "sql": "...", "bindings": [...]}    run a query, answer its rows (test set-up/assertions)
- *   {"cmd": "module", "function": "CreateAccount", "params": {...}, "post": {...}}
+ *   {"cmd": "module", "function": "CreateAccount", "params": {...}, "post": {...}, "session": {...}}
  *   {"cmd": "hook", "hook": "AfterModuleCreate", "vars": {...}, "session": {...}}
  * Every answer carries the localAPI calls the module made (AcceptOrder ...) and what it logged.
  * Connection: env HARNESS_DB (database name), MariaDB at 127.0.0.1:3306 as root.
@@ -171,6 +171,16 @@ function harness_setup()
         $t->increments('id');
         $t->integer('configid');
         $t->text('optionname');
+        $t->tinyInteger('hidden')->default(0);
+    });
+    $schema->create('tblproductconfiglinks', function ($t) {
+        $t->increments('id');
+        $t->integer('gid');
+        $t->integer('pid');
+    });
+    $schema->create('tbladmins', function ($t) {
+        $t->increments('id');
+        $t->string('username')->default('');
     });
     return array('ok' => true);
 }
@@ -199,6 +209,9 @@ try {
         case 'module':
             require_once getenv('HARNESS_MODULE_DIR') . '/vpsbridge.php';
             $_POST = isset($input['post']) ? $input['post'] : array();
+            if (isset($input['session'])) {
+                $_SESSION = $input['session'];
+            }
             $fn = 'vpsbridge_' . $input['function'];
             $params = isset($input['params']) ? $input['params'] : array();
             // WHMCS passes the service as an Eloquent model; the bridge must strip it.

@@ -300,7 +300,8 @@ async def ssh_keys(ctx: AppContext, product: str, client_id: str) -> list[dict[s
 async def stock(ctx: AppContext, products: Any, trigger: Trigger) -> dict[str, int | None]:
     """Stock per billing product id for the stock-controlled products WHMCS listed.
 
-    Each product carries its module settings, so the stock service computes for what WHMCS has now.
+    Each product carries its module settings (and, when it has a Location option, ``locations``: that
+    option's values), so the stock service computes for what WHMCS has now.
     ``None`` means "unknown, leave the quantity alone"; a product with broken settings and any
     failure of the computation answer ``None`` too - a hook must never zero stock by accident.
     """
@@ -316,7 +317,13 @@ async def stock(ctx: AppContext, products: Any, trigger: Trigger) -> dict[str, i
         except ServiceError:
             continue
         fields = merge_into(await get_product_by_billing_id(ctx, pid), fields)
-        queries.append(BillingStockQuery(billing_product_id=pid, stock_control=True, product=fields))
+        # The values of the product's Location option (the PHP reads them from WHMCS's option
+        # tables): every hypervisor group it may be placed in counts towards its stock.
+        raw = row.get("locations")
+        locations = [str(v) for v in raw] if isinstance(raw, list) else None
+        queries.append(
+            BillingStockQuery(billing_product_id=pid, stock_control=True, product=fields, locations=locations)
+        )
     if not queries:
         return {}
     try:

@@ -22,7 +22,7 @@ require_once __DIR__ . '/lib/Transport.php';
 require_once __DIR__ . '/lib/Whmcs.php';
 
 /** Actions the proxy forwards, and whether they change anything (POST + same origin required). */
-$actions = array('status' => false, 'portal' => true, 'power' => true, 'credit' => true);
+$actions = array('status' => false, 'portal' => true, 'panel' => true, 'power' => true, 'credit' => true);
 
 function vpsbridge_client_reply($status, array $body)
 {
@@ -90,6 +90,13 @@ try {
     ), 20);
     if (!$result['ok']) {
         vpsbridge_client_reply(502, array('ok' => false, 'error' => $result['error']));
+    }
+    // A plain form button ("Open server panel") asks to be sent on instead of getting JSON.
+    $target = isset($result['data']['redirect']) ? (string) $result['data']['redirect'] : '';
+    if (!empty($_POST['go']) && preg_match('#^https?://#i', $target)) {
+        header('Cache-Control: no-store');
+        header('Location: ' . $target, true, 303);
+        exit;
     }
     vpsbridge_client_reply(200, $result['data']);
 } catch (\Throwable $e) {

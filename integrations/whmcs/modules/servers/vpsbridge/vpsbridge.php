@@ -62,8 +62,8 @@ function vpsbridge_MetaData()
         'RequiresServer' => true,
         'DefaultSSLPort' => '443',
         'DefaultNonSSLPort' => '80',
-        'ServiceSingleSignOnLabel' => 'Open server panel',
-        'AdminSingleSignOnLabel' => 'Open server panel',
+        'ServiceSingleSignOnLabel' => 'Open control panel',
+        'AdminSingleSignOnLabel' => 'Open vpsbridge console',
         'ListAccountsUniqueIdentifierDisplayName' => 'Service',
         'ListAccountsUniqueIdentifierField' => 'domain',
         'ListAccountsProductField' => 'configoption3',
@@ -276,23 +276,26 @@ function vpsbridge_AdminServicesTabFieldsSave(array $params)
     vpsbridge_forward('AdminServicesTabFieldsSave', $params, array('server_id' => trim((string) $_POST['vpsbridge_server_id'])));
 }
 
-function vpsbridge_sso(array $params, $function)
+function vpsbridge_sso(array $params, $function, array $extra = array())
 {
-    $result = vpsbridge_forward($function, $params);
+    $result = vpsbridge_forward($function, $params, $extra);
     if (!$result['ok'] || empty($result['data']['redirect'])) {
         return array('success' => false, 'errorMsg' => $result['ok'] ? 'no panel link available' : $result['error']);
     }
     return array('success' => true, 'redirectTo' => (string) $result['data']['redirect']);
 }
 
+/** The client's sign-on button: our client portal (a one-time link). The platform's own panel is
+ *  the separate "Open server panel" action of client.php. */
 function vpsbridge_ServiceSingleSignOn(array $params)
 {
     return vpsbridge_sso($params, 'ServiceSingleSignOn');
 }
 
+/** Staff: the vpsbridge operator console, as the operator account named like this WHMCS admin. */
 function vpsbridge_AdminSingleSignOn(array $params)
 {
-    return vpsbridge_sso($params, 'AdminSingleSignOn');
+    return vpsbridge_sso($params, 'AdminSingleSignOn', array('admin_username' => Whmcs::adminUsername()));
 }
 
 function vpsbridge_ClientArea(array $params)

@@ -84,9 +84,57 @@ class Whmcs
         }
         $out = array();
         foreach ($query->orderBy('id')->get() as $row) {
-            $out[] = self::productArray($row);
+            $product = self::productArray($row);
+            $locations = self::locations($row->id);
+            if ($locations !== null) {
+                $product['locations'] = $locations;
+            }
+            $out[] = $product;
         }
         return $out;
+    }
+
+    /**
+     * The values ("3|London") of the product's "Location" configurable option, hidden ones left out;
+     * null when the product has no such option (the service then keeps what it has stored).
+     */
+    public static function locations($pid)
+    {
+        $groups = array();
+        foreach (Capsule::table('tblproductconfiglinks')->where('pid', (int) $pid)->get() as $link) {
+            $groups[] = (int) $link->gid;
+        }
+        if (!$groups) {
+            return null;
+        }
+        $found = false;
+        $values = array();
+        foreach (Capsule::table('tblproductconfigoptions')->whereIn('gid', $groups)->get() as $option) {
+            $name = strtolower(trim(explode('|', (string) $option->optionname, 2)[0]));
+            if ($name !== 'location') {
+                continue;
+            }
+            $found = true;
+            $subs = Capsule::table('tblproductconfigoptionssub')->where('configid', (int) $option->id)->orderBy('id')->get();
+            foreach ($subs as $sub) {
+                if (!empty($sub->hidden)) {
+                    continue;
+                }
+                $values[] = (string) $sub->optionname;
+            }
+        }
+        return $found ? $values : null;
+    }
+
+    /** The username of the WHMCS admin signed in to this request (for the operator console sign-on). */
+    public static function adminUsername()
+    {
+        $adminId = isset($_SESSION['adminid']) ? (int) $_SESSION['adminid'] : 0;
+        if ($adminId <= 0) {
+            return '';
+        }
+        $row = Capsule::table('tbladmins')->where('id', $adminId)->first();
+        return $row ? (string) $row->username : '';
     }
 
     /**

@@ -11,7 +11,13 @@
       {if $vpsbridge.ipv6}<tr><th>IPv6</th><td>{foreach $vpsbridge.ipv6 as $ip}{$ip|escape}<br>{/foreach}</td></tr>{/if}
     </table>
     <div id="vpsbridge-power" class="btn-group" data-service="{$vpsbridgeServiceId|escape}">
-      <a class="btn btn-default" href="clientarea.php?action=productdetails&amp;id={$vpsbridgeServiceId|escape}&amp;dosinglesignon=1" target="_blank" rel="noopener">Open server panel</a>
+      <a class="btn btn-default" href="clientarea.php?action=productdetails&amp;id={$vpsbridgeServiceId|escape}&amp;dosinglesignon=1" target="_blank" rel="noopener">Open control panel</a>
+      <form method="post" action="modules/servers/vpsbridge/client.php" target="_blank" style="display:inline">
+        <input type="hidden" name="action" value="panel">
+        <input type="hidden" name="serviceid" value="{$vpsbridgeServiceId|escape}">
+        <input type="hidden" name="go" value="1">
+        <button type="submit" class="btn btn-default">Open server panel</button>
+      </form>
     </div>
   {/if}
 </div>
