@@ -140,6 +140,12 @@ function harness_setup()
         $t->integer('bwlimit')->default(0);
         $t->dateTime('lastupdate')->nullable();
     });
+    $schema->create('tblinvoices', function ($t) {
+        $t->increments('id');
+        $t->integer('userid')->default(0);
+        $t->string('status')->default('Unpaid');
+        $t->decimal('total', 16, 2)->default(0);
+    });
     $schema->create('tblcustomfields', function ($t) {
         $t->increments('id');
         $t->string('type')->default('');

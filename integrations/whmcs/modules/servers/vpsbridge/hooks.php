@@ -112,7 +112,7 @@ add_hook('InvoicePaid', 1, function ($vars) {
         if ($invoiceId <= 0) {
             return;
         }
-        $invoice = WHMCS\Database\Capsule::table('tblinvoices')->where('id', $invoiceId)->first();
+        $invoice = \WHMCS\Database\Capsule::table('tblinvoices')->where('id', $invoiceId)->first();
         if (!$invoice) {
             return;
         }
@@ -126,7 +126,8 @@ add_hook('InvoicePaid', 1, function ($vars) {
                 . $result['error']);
         }
     } catch (\Throwable $e) {
-        // never break a payment
+        // never break a payment, but leave a trace an operator can act on
+        logActivity('vpsbridge: InvoicePaid hook failed: ' . $e->getMessage());
     }
 });
 
