@@ -22,6 +22,7 @@ import httpx2
 import pytest
 from bridge_support import Stack, Whmcs, mariadb_database, start_stack
 from test_bridge_php import new_order, new_product, os_template, params, wait_for_status
+from whmcs_site import WhmcsSite, serve_whmcs_site
 
 from vpsbridge.billing.whmcs.signing import signed_headers
 
@@ -166,3 +167,62 @@ def test_stock_quantity_drops_after_a_provision(stack: Stack, whmcs: Whmcs) -> N
     whmcs.hook("AfterModuleCreate", {"params": p})
     after = whmcs.sql("SELECT qty FROM tblproducts WHERE id = ?", pid)[0]["qty"]
     assert after < before, f"stock stayed at {before} after a provision"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, whmcs: Whmcs) -> Iterator[WhmcsSite]:
+    yield from serve_whmcs_site(tmp_path_factory.mktemp("whmcs-site") / "whmcs", whmcs.env["HARNESS_DB"])
+
+
+def test_add_credit_form_only_for_self_service_products(stack: Stack, whmcs: Whmcs) -> None:
+    for mode, shown in (("0", False), ("1|Hourly", True)):
+        pid = new_product(whmcs, configoption5=mode)
+        _, (service,) = new_order(whmcs, client=615, pid=pid)
+        p = params(stack, whmcs, service, os_id=os_template(stack))
+        assert whmcs.module("CreateAccount", p)["result"] == "success"
+        answer = whmcs.run({"cmd": "clientarea", "params": p})
+        assert answer["result"]["templateVariables"]["vpsbridgeSelfService"] is shown
+        html = answer["html"]
+        assert 'id="vpsbridge-overview"' in html
+        assert ('id="vpsbridge-credit"' in html) is shown, html
+        if shown:
+            assert '<input type="hidden" name="action" value="credit">' in html
+            assert f'<input type="hidden" name="serviceid" value="{service}">' in html
+            assert 'name="amount"' in html
+
+
+def test_add_credit_through_client_php_raises_an_invoice(
+    stack: Stack, whmcs: Whmcs, fake_api: FakeWhmcsApi, site: WhmcsSite
+) -> None:
+    service, _ = active_service(stack, whmcs, client=614)
+    url = f"{site.url}/modules/servers/vpsbridge/client.php"
+    form = {"action": "credit", "serviceid": str(service), "amount": "7.5"}
+    origin = {"Origin": site.url}
+    invoices_before = len([c for c in fake_api.calls if c["action"] == "CreateInvoice"])
+
+    # Not signed in, another client, or a cross-site post: refused before anything is forwarded.
+    assert httpx2.post(url, data=form, headers=origin, timeout=20).status_code == 401
+    stranger = httpx2.post(url, data=form, headers=origin, cookies={"HARNESS_UID": "999"}, timeout=20)
+    assert stranger.status_code == 404
+    forged = httpx2.post(
+        url, data=form, headers={"Origin": "https://evil.example"}, cookies={"HARNESS_UID": "614"}, timeout=20
+    )
+    assert forged.status_code == 403
+    assert len([c for c in fake_api.calls if c["action"] == "CreateInvoice"]) == invoices_before
+
+    answer = httpx2.post(url, data=form, headers=origin, cookies={"HARNESS_UID": "614"}, timeout=20)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    created = [c for c in fake_api.calls if c["action"] == "CreateInvoice"]
+    assert len(created) == invoices_before + 1
+    assert created[-1]["userid"] == "614"
+    assert float(created[-1]["itemamount1"]) == 7.5
+    assert body["invoice_id"] == fake_api.next_invoice
+    assert f"Invoice #{body['invoice_id']}" in body["message"]
+
+    # The same form without JavaScript: sent on to the invoice to pay.
+    plain = httpx2.post(
+        url, data={**form, "go": "1"}, headers=origin, cookies={"HARNESS_UID": "614"}, timeout=20
+    )
+    assert plain.status_code == 303, plain.text
+    assert plain.headers["location"] == f"../../../viewinvoice.php?id={fake_api.next_invoice}"

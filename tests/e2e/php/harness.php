@@ -7,6 +7,7 @@
  *   {"cmd": "sql", "sql": "...", "bindings": [...]}    run a query, answer its rows (test set-up/assertions)
  *   {"cmd": "module", "function": "CreateAccount", "params": {...}, "post": {...}, "session": {...}}
  *   {"cmd": "hook", "hook": "AfterModuleCreate", "vars": {...}, "session": {...}}
+ *   {"cmd": "clientarea", "params": {...}}             ClientArea, its overview template rendered with Smarty 3
  * Every answer carries the localAPI calls the module made (AcceptOrder ...) and what it logged.
  * Connection: env HARNESS_DB (database name), MariaDB at 127.0.0.1:3306 as root.
  */
@@ -226,6 +227,20 @@ try {
             $answer['result'] = in_array($input['function'], array('MetaData', 'ConfigOptions', 'AdminCustomButtonArray', 'ClientAreaCustomButtonArray'), true)
                 ? $fn() : $fn($params);
             $answer['seconds'] = microtime(true) - $started;
+            break;
+        case 'clientarea':
+            // What WHMCS does on the product details page: call ClientArea, then render the
+            // template it names from the module folder with the variables it returns.
+            require_once getenv('HARNESS_MODULE_DIR') . '/vpsbridge.php';
+            require_once '/usr/share/php/smarty3/Smarty.class.php';
+            $params = isset($input['params']) ? $input['params'] : array();
+            $params['model'] = new stdClass();
+            $area = vpsbridge_ClientArea($params);
+            $smarty = new Smarty();
+            $smarty->setCompileDir(sys_get_temp_dir() . '/vpsbridge-harness-smarty-' . getmypid());
+            $smarty->assign($area['templateVariables']);
+            $answer['result'] = $area;
+            $answer['html'] = $smarty->fetch(getenv('HARNESS_MODULE_DIR') . '/' . $area['tabOverviewModuleOutputTemplate']);
             break;
         case 'hook':
             require_once getenv('HARNESS_MODULE_DIR') . '/hooks.php';

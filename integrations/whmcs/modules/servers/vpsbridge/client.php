@@ -98,6 +98,12 @@ try {
         header('Location: ' . $target, true, 303);
         exit;
     }
+    // Without JavaScript the "Add credit" form posts here too: show the client the invoice to pay.
+    if (!empty($_POST['go']) && !empty($result['data']['invoice_id'])) {
+        header('Cache-Control: no-store');
+        header('Location: ../../../viewinvoice.php?id=' . (int) $result['data']['invoice_id'], true, 303);
+        exit;
+    }
     vpsbridge_client_reply(200, $result['data']);
 } catch (\Throwable $e) {
     vpsbridge_client_reply(500, array('ok' => false, 'error' => 'The server panel is unavailable right now.'));

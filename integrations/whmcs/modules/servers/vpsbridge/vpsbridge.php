@@ -308,6 +308,9 @@ function vpsbridge_ClientArea(array $params)
             'vpsbridge' => $vars,
             'vpsbridgeError' => $result['ok'] ? '' : $result['error'],
             'vpsbridgeServiceId' => isset($params['serviceid']) ? (int) $params['serviceid'] : 0,
+            // "Add credit" is offered when the product's Self-service mode (configoption5) is on.
+            'vpsbridgeSelfService' => isset($params['configoption5'])
+                && (int) explode('|', (string) $params['configoption5'])[0] > 0,
         ),
     );
 }

@@ -19,5 +19,20 @@
         <button type="submit" class="btn btn-default">Open server panel</button>
       </form>
     </div>
+    {if $vpsbridgeSelfService}
+    {* Self-service credit: vpsbridge raises a WHMCS invoice; the credit is added once it is paid.
+       credit.js posts it in place and shows the invoice number; without JavaScript the form goes
+       to client.php, which sends the client on to the invoice. *}
+    <form id="vpsbridge-credit" class="vpsbridge-credit" method="post" action="modules/servers/vpsbridge/client.php">
+      <input type="hidden" name="action" value="credit">
+      <input type="hidden" name="serviceid" value="{$vpsbridgeServiceId|escape}">
+      <input type="hidden" name="go" value="1">
+      <label for="vpsbridge-credit-amount">Add self-service credit</label>
+      <input type="number" id="vpsbridge-credit-amount" name="amount" min="1" step="0.01" required class="form-control">
+      <button type="submit" class="btn btn-primary">Add credit</button>
+      <p class="vpsbridge-credit-result" role="status" aria-live="polite" hidden></p>
+    </form>
+    <script src="modules/servers/vpsbridge/templates/js/credit.js" defer></script>
+    {/if}
   {/if}
 </div>
