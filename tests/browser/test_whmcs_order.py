@@ -190,6 +190,7 @@ def test_order_through_os_gallery_key_picker_and_slider(stack: Stack, whmcs: Whm
     others = [
         t for t in templates if query.lower() not in (t["name"] + " " + (t.get("version") or "")).lower()
     ]
+    assert others, f"every template matches {query!r}; the search would prove nothing"
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
