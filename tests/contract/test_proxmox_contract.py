@@ -160,7 +160,16 @@ async def _exercise(env: Env) -> None:
     await d.wait(await d.suspend(ref))
     await d.wait(await d.unsuspend(ref))
     await d.wait(await d.stop(ref))
-    await d.wait(await d.remove_disk(ref, key))
+    # a rebuild's staging clone hands a disk over to another VM on the same node
+    staging = await d.next_vmid()
+    await d.wait(await d.clone(9000, staging, name="vps-staging", description="staging"))
+    staging_ref = ServerRef(external_id=str(staging), node="pve1")
+    await d.write_marker(staging_ref, "svc-9")
+    await d.wait(await d.migrate(staging_ref, "pve2", targetstorage="local-lvm"))
+    staging_ref = ServerRef(external_id=str(staging), node="pve2")
+    await d.wait(await d.reassign_disk(ref, key, staging, "scsi1"))
+    await d.wait(await d.remove_disk(staging_ref, "scsi1"))
+    await d.wait(await d.destroy(staging_ref, owner="svc-9"))
     await d.wait(await d.destroy(ref, owner="svc-9"))
 
 
@@ -201,6 +210,7 @@ async def test_every_driver_request_matches_the_schema(schema: Schema) -> None:
         "POST /nodes/{node}/qemu/{vmid}/clone",
         "POST /nodes/{node}/qemu/{vmid}/migrate",
         "PUT /nodes/{node}/qemu/{vmid}/resize",
+        "POST /nodes/{node}/qemu/{vmid}/move_disk",
         "POST /nodes/{node}/qemu/{vmid}/config",
         "PUT /nodes/{node}/qemu/{vmid}/config",
         "DELETE /nodes/{node}/qemu/{vmid}",

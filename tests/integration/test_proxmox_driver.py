@@ -14,6 +14,7 @@ from vpsbridge.http import (
     Missing,
     Unknown,
     UpstreamAuthError,
+    UpstreamNotFound,
     UpstreamRejected,
     UpstreamTimeout,
     tri_state,
@@ -405,6 +406,33 @@ async def test_rebuild_settings_survive(pve: Env) -> None:
     assert read_marker(config) == "svc-1"
     assert system_disk(config) == "scsi0"
     assert parse_drive("scsi0", config["scsi0"]).size == 15 * 1024**3
+
+
+async def test_reassign_disk_moves_the_volume_to_another_vm_on_the_same_node(pve: Env) -> None:
+    ref = await _deploy(pve)
+    d = pve.driver
+    key, task = await d.add_disk(ref, "local-lvm", 5)
+    await d.wait(task)
+    volid = parse_drive(key, (await d.vm_config(ref))[key]).file
+    other = await d.next_vmid()
+    await d.wait(await d.clone(9000, other))
+    other_ref = ServerRef(external_id=str(other), node="pve1")
+    if ref.node != "pve1":
+        with pytest.raises((ServerMissing, UpstreamNotFound), match="does not exist"):
+            await d.reassign_disk(ref, key, other, "scsi1")  # the target is on another node
+        await d.wait(await d.migrate(other_ref, str(ref.node), targetstorage="local-lvm"))
+        other_ref = ServerRef(external_id=str(other), node=ref.node)
+    with pytest.raises(UpstreamRejected, match="already in use"):
+        await d.reassign_disk(ref, key, other, "scsi0")
+    await d.wait(await d.reassign_disk(ref, key, other, "scsi1"))
+    moved = parse_drive("scsi1", (await d.vm_config(other_ref))["scsi1"])
+    assert key not in await d.vm_config(ref)
+    assert moved.file != volid
+    assert f"vm-{other}-disk-" in moved.file
+    assert moved.size == 5 * 1024**3
+    node = pve.sim.nodes[str(ref.node)]
+    assert volid.split(":", 1)[1] not in node.storages["local-lvm"].volumes
+    assert moved.file.split(":", 1)[1] in node.storages["local-lvm"].volumes
 
 
 async def test_stalled_clone_times_out_as_unknown_and_stays_locked(pve: Env) -> None:

@@ -125,19 +125,41 @@ async def test_password_reset_through_cloudinit(world: World) -> None:
     assert (await world.jobs(RESET_PASSWORD))[0].status == "succeeded"
 
 
-async def test_rebuild_keeps_vmid_addresses_and_macs(world: World) -> None:
-    service_id, server_id, vm = await deployed(world, "rb", options={"System Disk": "25"})
+async def test_rebuild_keeps_vmid_addresses_macs_and_the_additional_disk(world: World) -> None:
+    service_id, server_id, vm = await deployed(
+        world, "rb", options={"System Disk": "25", "Additional Disk": "10"}
+    )
     mac = vm.config["net0"]
     ipconfig = vm.config["ipconfig0"]
+    data_disk = vm.config["scsi1"]
+    data_volume = parse_drive("scsi1", data_disk).file
+    old_system = parse_drive("scsi0", vm.config["scsi0"]).file
+    node = world.sim.nodes[vm.node]
+    sid, volname = data_volume.split(":", 1)
+    node.storages[sid].volumes[volname] += 123  # what the customer stored there
+    data_size = node.storages[sid].volumes[volname]
+    vmids_before = set(world.sim.vms)
     await queue_action(world.app, service_id, REBUILD, ACTOR, allowed=("active",), os_template="9001")
     await world.run()
     job = (await world.jobs(REBUILD))[0]
     assert job.status == "succeeded", job.last_error
-    new = world.sim.vms[vm.vmid]
-    assert new is not vm
-    assert new.config["net0"].split(",")[0] == mac.split(",")[0]
-    assert new.config["ipconfig0"] == ipconfig
-    assert gb(new, "scsi0") == 25
-    assert new.status == "running"
+    assert world.sim.vms[vm.vmid] is vm  # the same VM: only its system disk was replaced
+    assert vm.config["scsi1"] == data_disk
+    assert node.storages[sid].volumes[volname] == data_size
+    new_system = parse_drive("scsi0", vm.config["scsi0"]).file
+    assert new_system != old_system
+    assert new_system.startswith(f"{old_system.split(':', 1)[0]}:")
+    assert f"vm-{vm.vmid}-" in new_system
+    old_sid, old_name = old_system.split(":", 1)
+    assert old_name not in node.storages[old_sid].volumes  # the old system disk is purged
+    assert not [k for k in vm.config if k.startswith("unused")]
+    assert set(world.sim.vms) == vmids_before  # the staging clone is gone
+    assert vm.config["net0"] == mac
+    assert vm.config["ipconfig0"] == ipconfig
+    assert gb(vm, "scsi0") == 25
+    assert vm.status == "running"
     assert any(t.type == "qmclone" and t.id == "9001" for t in world.sim.tasks.values())
+    assert any(t.type == "qmmove" for t in world.sim.tasks.values())
+    # the template lives on another node: the staging clone was brought to the VM's node
+    assert any(t.type == "qmigrate" and t.id != str(vm.vmid) for t in world.sim.tasks.values())
     assert len(await world.addresses(server_id)) == 1

@@ -70,6 +70,20 @@ async def reserve_vmid(
     raise Conflict(f"no free VMID found from {minimum} within {MAX_PROBES} ids; check the cluster")
 
 
+async def reserve_extra_vmid(
+    ctx: AppContext, platform_id: int, server_id: int, source: VmidSource, *, minimum: int = 100
+) -> int:
+    """A further VMID for ``server_id`` (a rebuild's staging clone); the first reservation stays its own."""
+    candidate = max(await source.next_vmid(), minimum)
+    for _ in range(MAX_PROBES):
+        if await _try_insert(ctx, platform_id, candidate, server_id):
+            if await source.vmid_free(candidate):
+                return candidate
+            await release_vmid(ctx, platform_id, candidate)
+        candidate += 1
+    raise Conflict(f"no free VMID found from {minimum} within {MAX_PROBES} ids; check the cluster")
+
+
 async def release_vmid(ctx: AppContext, platform_id: int, vmid: int) -> None:
     """Give the id back (the VM was destroyed, or the clone lost a race for it)."""
     async with ctx.db.session() as session:
@@ -80,4 +94,11 @@ async def release_vmid(ctx: AppContext, platform_id: int, vmid: int) -> None:
         )
 
 
-__all__ = ["MAX_PROBES", "VmidSource", "release_vmid", "reserve_vmid", "reserved_vmid"]
+__all__ = [
+    "MAX_PROBES",
+    "VmidSource",
+    "release_vmid",
+    "reserve_extra_vmid",
+    "reserve_vmid",
+    "reserved_vmid",
+]

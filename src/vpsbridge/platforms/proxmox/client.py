@@ -59,6 +59,7 @@ _REFUSED_RE = re.compile(
     r"|you can't |not enough free space|does not support vm images|no such cluster node"
     r"|storage '[^']+' does not exist|disk '[^']+' does not exist|IPSet '[^']+' already exists"
     r"|no such IPSet|not allowed for linked clones"
+    r"|is already in use in VM|cannot move |cannot attach a disk|either set 'storage' or 'target-vmid'"
 )
 _RETRY_LATER_RE = re.compile(r"detected modified configuration")
 _NODE_RE = re.compile(r"^/nodes/([^/]+)")

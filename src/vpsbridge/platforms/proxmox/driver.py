@@ -612,6 +612,17 @@ class ProxmoxPlatform(Platform):
             return None
         return await self.update_config(server, {}, delete=unused)
 
+    async def reassign_disk(
+        self, server: ServerRef, disk: str, target_vmid: int | str, target_disk: str
+    ) -> TaskHandle:
+        """Hand ``disk`` to another VM on the same node as ``target_disk`` (``move_disk``, PVE 7.3+).
+
+        The volume is renamed to the target's id and keeps its data; ``target_disk`` must be free.
+        """
+        params = {"disk": disk, "target-vmid": int(target_vmid), "target-disk": target_disk}
+        upid, ref = await self._vm_call(server, "POST", "/move_disk", params)
+        return self._handle(upid, "move_disk", ref)
+
     async def set_network(
         self,
         server: ServerRef,
@@ -796,8 +807,9 @@ class ProxmoxPlatform(Platform):
     def preserved_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         """What a rebuild from a template keeps: sizes, network (MACs), IP config, marker, cloud-init.
 
-        The rebuild workflow stops and destroys the VM, clones the new template under the same VMID,
-        then applies these with :meth:`restore_settings` and grows the system disk back.
+        For re-creating a VM from a template under the same VMID (apply with :meth:`restore_settings`,
+        then grow the system disk back). The rebuild workflow itself no longer re-creates the VM: it
+        swaps only the system disk (:meth:`reassign_disk`), so the additional disk survives.
         """
         keep = (
             "cores",

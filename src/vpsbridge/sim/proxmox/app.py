@@ -364,6 +364,15 @@ class ProxmoxSimApp:
 
         r("DELETE", "/nodes/{node}/qemu/{vmid}", destroy)
 
+        def move_disk(pr: Principal, p: dict[str, str]) -> Any:
+            vm = vm_of(p)
+            need(pr, p, "VM.Config.Disk")
+            if "target-vmid" in p:
+                sim.require(pr, f"/vms/{p['target-vmid']}", "VM.Config.Disk")
+            return sim.move_disk(pr, vm, p).upid
+
+        r("POST", "/nodes/{node}/qemu/{vmid}/move_disk", move_disk)
+
         def fw_digest(vm: SimVM) -> str:
             return str(abs(hash(json.dumps([vm.firewall, vm.ipsets], sort_keys=True))))
 

@@ -139,6 +139,8 @@ _IPSET_NAME = P(optional=False, pattern=r"[A-Za-z][A-Za-z0-9\-\_]+")
 _DISKS = tuple(f"ide{i}" for i in range(4)) + tuple(f"scsi{i}" for i in range(31))
 _DISKS += tuple(f"virtio{i}" for i in range(16)) + tuple(f"sata{i}" for i in range(6))
 _DISKS += ("efidisk0", "tpmstate0")
+#: ``move_disk`` also moves (and reassigns) detached ``unusedN`` volumes.
+_MOVABLE = _DISKS + tuple(f"unused{i}" for i in range(256))
 
 #: ``"METHOD /path/template"`` -> parameters (path parameters included, as in the API schema).
 ENDPOINTS: dict[str, dict[str, P]] = {
@@ -199,6 +201,18 @@ ENDPOINTS: dict[str, dict[str, P]] = {
         "targetstorage": P(format="storage-pair-list"),
         "with-conntrack-state": BOOL,
         "with-local-disks": BOOL,
+    },
+    "POST /nodes/{node}/qemu/{vmid}/move_disk": {
+        **_VM,
+        "disk": P(optional=False, enum=_MOVABLE),
+        "bwlimit": P(type="integer", minimum=0),
+        "delete": BOOL,
+        "digest": P(max_length=40),
+        "format": P(enum=("raw", "qcow2", "vmdk")),
+        "storage": STORAGE_ID,
+        "target-digest": P(max_length=40),
+        "target-disk": P(enum=_MOVABLE),
+        "target-vmid": P(type="integer", format="pve-vmid", minimum=100, maximum=999999999),
     },
     "PUT /nodes/{node}/qemu/{vmid}/resize": {
         **_VM,

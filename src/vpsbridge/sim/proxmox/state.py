@@ -49,6 +49,7 @@ DEFAULT_DURATIONS: dict[str, float] = {
     "qmreboot": 2.0,
     "qmreset": 0.1,
     "qmdestroy": 1.0,
+    "qmmove": 1.0,
     "qmconfig": 0.2,
     "vncproxy": 0.0,
     "termproxy": 0.0,
@@ -933,6 +934,126 @@ class ProxmoxState:
             return None
 
         return finish
+
+    # --- move_disk ---
+
+    def move_disk(self, principal: Principal, vm: SimVM, params: dict[str, str]) -> SimTask:
+        """Move a disk to another storage, or reassign it to another VM on the same node (PVE 7.3+).
+
+        Reassigning renames the volume to the target VM's id (``vm-<target>-disk-N``), removes the
+        key from the source and adds it to the target; the data itself is untouched. Validation is
+        synchronous (as pvedaemon does before forking the ``qmmove`` worker).
+        """
+        disk = params["disk"]
+        storage_id = params.get("storage")
+        target_raw = params.get("target-vmid")
+        if storage_id and target_raw:
+            raise PveError(500, "either set 'storage' or 'target-vmid', but not both")
+        if not storage_id and not target_raw:
+            raise PveError(
+                500,
+                "Provide either a 'storage' to move the disk to a different storage or 'target-vmid' "
+                "and 'target-disk' to move the disk to another VM",
+            )
+        self.check_file_lock(vm.vmid)
+        self.check_lock(vm)
+        if params.get("digest") and params["digest"] != vm.digest():
+            raise PveError(500, "VM config digest mismatch: file changed by other user? Try again.")
+        raw = vm.config.get(disk)
+        if not raw:
+            raise PveError(500, f"disk '{disk}' does not exist")
+        unused = disk.startswith("unused")
+        file = raw if unused else parse_drive(disk, raw).file
+        if is_cloudinit_volume(file):
+            raise PveError(500, "cannot move cloud-init disk")
+        if not unused and parse_drive(disk, raw).is_cdrom:
+            raise PveError(500, f"disk '{disk}' is a CD-ROM, it cannot be moved")
+        node = self.nodes[vm.node]
+        if storage_id:
+            return self._move_to_storage(principal, vm, node, disk, raw, storage_id, params)
+        target_vmid = int(target_raw or 0)
+        target_disk = params.get("target-disk", disk)
+        if target_vmid == vm.vmid:
+            raise PveError(
+                500,
+                "You must provide a different target VM ID or a storage to move the disk to.",
+            )
+        target = self.vms.get(target_vmid)
+        if target is None or target.node != vm.node:
+            raise PveError(
+                500,
+                f"Configuration file 'nodes/{vm.node}/qemu-server/{target_vmid}.conf' does not exist",
+            )
+        self.check_file_lock(target_vmid)
+        self.check_lock(target)
+        if params.get("target-digest") and params["target-digest"] != target.digest():
+            raise PveError(500, "VM config digest mismatch: file changed by other user? Try again.")
+        if target_disk in target.config:
+            raise PveError(500, f"target disk '{target_disk}' is already in use in VM {target_vmid}")
+        if unused != target_disk.startswith("unused"):
+            raise PveError(500, "can't reassign between an unused entry and an attached disk")
+        if vm.status == "running" and not unused:
+            raise PveError(500, f"cannot move disk '{disk}' of a running VM to another VM")
+        if target.status == "running" and not target_disk.startswith("unused"):
+            raise PveError(500, f"cannot attach a disk to the running VM {target_vmid}")
+        if "delete" in params or "format" in params:
+            key = "delete" if "delete" in params else "format"
+            raise param_error({key: "not allowed when moving a disk to another VM"})
+
+        def finish() -> str | None:
+            current = vm.config.get(disk)
+            if current != raw or target_disk in target.config or self.vms.get(target_vmid) is not target:
+                return "configuration changed while the disk was being reassigned"
+            storage, volname = self.storage_of_volid(node, file)
+            size = storage.volumes.pop(volname)
+            fmt = volname.rsplit(".", 1)[1] if "." in volname.rsplit("/", 1)[-1] else "raw"
+            new_name = storage.new_volname(target_vmid, fmt=fmt)
+            storage.volumes[new_name] = size
+            new_file = f"{storage.id}:{new_name}"
+            del vm.config[disk]
+            if unused:
+                target.config[target_disk] = new_file
+            else:
+                drive = parse_drive(disk, raw)
+                target.config[target_disk] = Drive(target_disk, new_file, dict(drive.options)).value()
+            return None
+
+        task = self.start_task(vm.node, "qmmove", str(vm.vmid), principal.name, finish)
+        task.log.append(f"reassigning disk '{disk}' of VM {vm.vmid} to VM {target_vmid} as '{target_disk}'")
+        return task
+
+    def _move_to_storage(
+        self,
+        principal: Principal,
+        vm: SimVM,
+        node: SimNode,
+        disk: str,
+        raw: str,
+        storage_id: str,
+        params: dict[str, str],
+    ) -> SimTask:
+        if disk.startswith("unused"):
+            raise PveError(500, f"disk '{disk}' is not attached; reassign it or attach it first")
+        if "target-disk" in params:
+            raise param_error({"target-disk": "only allowed together with 'target-vmid'"})
+        drive = parse_drive(disk, raw)
+        self.storage(node, storage_id)
+        size = self.volume_size(node, drive.file)
+
+        def finish() -> str | None:
+            try:
+                volid = self.allocate(node, storage_id, vm.vmid, size, params.get("format"))
+            except PveError as exc:
+                return f"storage migration failed: {exc.message}"
+            vm.config[disk] = Drive(disk, volid, dict(drive.options)).value()
+            if _bool(params.get("delete", "0")):
+                self.free_volume(node, drive.file)
+            else:
+                index = next(i for i in itertools.count() if f"unused{i}" not in vm.config)
+                vm.config[f"unused{index}"] = drive.file
+            return None
+
+        return self.start_task(vm.node, "qmmove", str(vm.vmid), principal.name, finish)
 
     # --- power ---
 

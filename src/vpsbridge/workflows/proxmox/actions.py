@@ -3,18 +3,22 @@
 Each checks the ownership marker first (a reused VMID is never touched), then does its one thing
 and waits for it to take effect. Suspend is a hard stop plus ``onboot=0`` (a suspended VM must not
 come back with its node); unsuspend undoes both. A password reset goes through cloud-init (and a
-reboot of a running VM so the guest applies it). A rebuild destroys the VM and clones the new
-template under the same VMID, keeping MACs, addresses, the marker and the sizes.
+reboot of a running VM so the guest applies it). A rebuild replaces only the system disk with one
+cloned from the new template, so MACs, addresses, the marker, the sizes and the additional disk stay.
 """
 
 from __future__ import annotations
 
-import time
+import re
 from typing import Any
 
+from vpsbridge.core.disks import format_property_string, parse_drive, system_disk
+from vpsbridge.platforms.models import ServerRef
+from vpsbridge.platforms.proxmox import VmidTaken
 from vpsbridge.platforms.proxmox.driver import marker_description
 from vpsbridge.services.provisioning.credentials import generate_password, store_credentials
 from vpsbridge.services.provisioning.proxmox import POWER, REBUILD, RESET_PASSWORD, SUSPEND, UNSUSPEND
+from vpsbridge.services.proxmox_vmids import release_vmid, reserve_extra_vmid
 from vpsbridge.workflows.base import (
     Done,
     Outcome,
@@ -133,82 +137,163 @@ async def fail_quietly(ctx: StepContext, message: str) -> None:
     await common.update_service(ctx, last_error=message)
 
 
-# --- rebuild ------------------------------------------------------------------------------------------
+# --- rebuild ---
+#
+# A rebuild replaces only the system disk, so the VM keeps its VMID, MACs, IP configuration,
+# ownership marker, firewall, additional disk (and its data), sizes and limits. The new system
+# disk comes from a full clone of the template into a staging VM (its own reserved VMID), which is
+# migrated to the VM's node if needed; ``move_disk`` with ``target-vmid`` (PVE 7.3+) then hands
+# that disk to the VM in place of the old one, which is purged only once the new one is attached.
 
 
-async def rebuild_keep(ctx: StepContext) -> Outcome:
-    """Remember what the new VM must keep (sizes, MACs, IP config, marker, cloud-init user/keys)."""
-    if "preserved" in ctx.state:
-        return skipped(ctx, "already recorded")
-    rec = await load(ctx)
-    async with driver_for(ctx) as driver:
-        config = await driver.vm_config(rec.ref, current=True)
-        ctx.state["preserved"] = driver.preserved_settings(config)
-    return Done()
+_STAGING_NOTE = "rebuild staging VM: safe to delete once the rebuild ended"
 
 
-async def rebuild_destroy(ctx: StepContext) -> Outcome:
-    rec = await load(ctx)
-    owner = str(ctx.payload.get("owner") or rec.last_known.get("owner"))
-    async with driver_for(ctx) as driver:
-        upid = ctx.state.get("destroy_upid")
-        if upid:
-            task = await common.poll_task(driver, upid, "destroy")
-            if task.state == "running":
-                return Wait(2, "destroy running")
-            ctx.state.pop("destroy_upid", None)
-            if task.state == "failed":
-                return Retry(f"destroy failed: {task.error}")
-        ref = await driver.locate(rec.vmid or "")
-        if ref is None:
-            return Done()
-        config = await driver.vm_config(ref)
-        if not deploy.owns(config, owner):
-            raise StepFailed(f"VM {rec.vmid} is not this service's; nothing was destroyed")
-        task = await driver.destroy(ref, owner=owner, purge=False)
-        ctx.state["destroy_upid"] = task.id
-    return Wait(2, "destroy started")
+def _staging_marker(owner: str) -> str:
+    return marker_description(owner, _STAGING_NOTE)
 
 
-async def rebuild_clone(ctx: StepContext) -> Outcome:
-    """Clone the new template under the same VMID (our reservation keeps it ours)."""
+def _our_staging(config: dict[str, Any], owner: str) -> bool:
+    """A staging clone of ours, marked from its creation (the tag is only added once it is done)."""
+    return str(config.get("description") or "").strip() == _staging_marker(owner) and not config.get("lock")
+
+
+async def rebuild_stage(ctx: StepContext) -> Outcome:
+    """Clone the new template into a staging VM that only lends its system disk."""
     plan = deploy.plan_of(ctx)
     rec = await load(ctx)
     owner = str(ctx.payload.get("owner") or rec.last_known.get("owner"))
-    vmid = int(rec.vmid or 0)
     async with driver_for(ctx) as driver:
-        upid = ctx.state.get("clone_upid")
+        upid = ctx.state.get("stage_upid")
         if upid:
             task = await common.poll_task(driver, upid, "clone")
             if task.state == "running":
-                return Wait(2, "clone running")
-            ctx.state.pop("clone_upid", None)
+                return Wait(2, "clone of the new template running")
+            ctx.state.pop("stage_upid", None)
             if task.state == "failed":
-                return Retry(f"clone failed: {task.error}")
-        existing = await driver.locate(vmid)
-        if existing is not None:
-            config = await driver.vm_config(existing)
-            if config.get("lock"):
-                return Wait(2, "clone finishing")
-            if not deploy.owns(config, owner):
-                raise StepFailed(f"VMID {vmid} was taken by a VM that is not ours during the rebuild")
-            preserved: dict[str, Any] = dict(ctx.state.get("preserved") or {})
-            await finish(driver, await driver.restore_settings(existing, preserved), ctx)
-            await driver.write_marker(existing, owner)
-            await common.update_server(ctx, node=existing.node)
-            return Done()
+                await release_vmid(ctx.app, rec.platform_id, int(ctx.state.pop("stage_vmid")))
+                return Retry(f"clone of the new template failed: {task.error}")
+        if "stage_vmid" in ctx.state:
+            staged = await driver.locate(int(ctx.state["stage_vmid"]))
+            if staged is not None and _our_staging(await driver.vm_config(staged), owner):
+                await finish(driver, await driver.write_marker(staged, owner), ctx)
+                await ctx.log(f"template cloned to staging VM {ctx.state['stage_vmid']}")
+                return Done({"staging_vmid": ctx.state["stage_vmid"]})
+            await release_vmid(ctx.app, rec.platform_id, int(ctx.state.pop("stage_vmid")))
+        vmid = await reserve_extra_vmid(ctx.app, rec.platform_id, rec.server_id, driver)
+        ctx.state["stage_vmid"] = vmid
         source = await deploy._template(driver, str(plan.template))
-        task = await driver.clone(
-            source.external_id,
-            vmid,
-            node=source.node,
-            name=deploy._vm_name(rec.hostname, vmid),
-            full=True,
-            description=marker_description(owner),
-        )
-        ctx.state["clone_upid"] = task.id
-        ctx.state["rebuild_started"] = time.time()
-    return Wait(2, "clone started")
+        try:
+            task = await driver.clone(
+                source.external_id,
+                vmid,
+                node=source.node,
+                name=f"rebuild-{rec.vmid}",
+                full=True,
+                description=_staging_marker(owner),
+            )
+        except VmidTaken:
+            await release_vmid(ctx.app, rec.platform_id, int(ctx.state.pop("stage_vmid")))
+            return Retry(f"VMID {vmid} was taken before the clone; reserving another")
+        ctx.state["stage_upid"] = task.id
+    return Wait(2, "clone of the new template started")
+
+
+async def rebuild_stage_node(ctx: StepContext) -> Outcome:
+    """Bring the staging VM to the VM's node (a disk can only be handed over on one node)."""
+    rec = await load(ctx)
+    async with driver_for(ctx) as driver:
+        upid = ctx.state.get("stage_migrate_upid")
+        if upid:
+            task = await common.poll_task(driver, upid, "migrate")
+            if task.state == "running":
+                return Wait(2, "staging VM migrating")
+            ctx.state.pop("stage_migrate_upid", None)
+            if task.state == "failed":
+                return Retry(f"moving the staging VM failed: {task.error}")
+        here = await driver.locate(rec.vmid or "")
+        staged = await driver.locate(int(ctx.state["stage_vmid"]))
+        if here is None or staged is None:
+            raise StepFailed("the VM or its staging clone disappeared during the rebuild")
+        if staged.node == here.node:
+            return skipped(ctx, f"staging VM already on {here.node}")
+        config = await driver.vm_config(here, current=True)
+        key = system_disk(config)
+        storage = parse_drive(key, config[key]).file.split(":", 1)[0] if key else None
+        task = await driver.migrate(staged, str(here.node), targetstorage=storage)
+        ctx.state["stage_migrate_upid"] = task.id
+    return Wait(2, f"moving the staging VM to {here.node}")
+
+
+async def rebuild_swap(ctx: StepContext) -> Outcome:
+    """Detach the old system disk, hand the staging VM's disk over under the same key, purge the old."""
+    rec = await load(ctx)
+    stage_ref = ServerRef(external_id=str(ctx.state["stage_vmid"]), node=None)
+    async with driver_for(ctx) as driver:
+        upid = ctx.state.get("swap_upid")
+        if upid:
+            task = await common.poll_task(driver, upid, "move_disk")
+            if task.state == "running":
+                return Wait(1, "system disk being handed over")
+            ctx.state.pop("swap_upid", None)
+            if task.state == "failed":
+                return Retry(f"handing over the new system disk failed: {task.error}")
+        config = await driver.vm_config(rec.ref, current=True)
+        if "swap_key" not in ctx.state:
+            key = system_disk(config)
+            if key is None:
+                raise StepFailed(f"VM {rec.vmid} has no system disk to replace")
+            old = parse_drive(key, config[key])
+            ctx.state["swap_key"] = key
+            ctx.state["old_volume"] = old.file
+            ctx.state["old_options"] = {k: v for k, v in old.options.items() if k != "size"}
+        key = str(ctx.state["swap_key"])
+        old_volume = str(ctx.state["old_volume"])
+        current = parse_drive(key, config[key]).file if key in config else None
+        if current == old_volume:
+            await finish(driver, await driver.update_config(rec.ref, {}, delete=[key]), ctx)
+            current = None
+        if current is None:
+            staged_config = await driver.vm_config(stage_ref, current=True)
+            source_key = system_disk(staged_config)
+            if source_key is None:
+                raise StepFailed("the template has no system disk")
+            task = await driver.reassign_disk(stage_ref, source_key, int(rec.vmid or 0), key)
+            ctx.state["swap_upid"] = task.id
+            return Wait(1, f"handing the new system disk over as {key}")
+        # The new disk is attached: give it the old drive options, then purge the old volume.
+        options: dict[str, Any] = dict(ctx.state.get("old_options") or {})
+        if options:
+            value = format_property_string({"file": current, **options}, default_key="file")
+            await finish(driver, await driver.update_config(rec.ref, {key: value}), ctx)
+        leftovers = [k for k, v in config.items() if re.fullmatch(r"unused\d+", k) and v == old_volume]
+        if leftovers:
+            await finish(driver, await driver.update_config(rec.ref, {}, delete=leftovers), ctx)
+    await ctx.log(f"system disk {key} replaced ({old_volume} -> {current}); other disks untouched")
+    return Done({"system_disk": key, "volume": current})
+
+
+async def rebuild_unstage(ctx: StepContext) -> Outcome:
+    """Destroy the (now diskless) staging VM and give its VMID back."""
+    rec = await load(ctx)
+    owner = str(ctx.payload.get("owner") or rec.last_known.get("owner"))
+    vmid = int(ctx.state["stage_vmid"])
+    async with driver_for(ctx) as driver:
+        upid = ctx.state.get("unstage_upid")
+        if upid:
+            task = await common.poll_task(driver, upid, "destroy")
+            if task.state == "running":
+                return Wait(1, "staging VM being removed")
+            ctx.state.pop("unstage_upid", None)
+            if task.state == "failed":
+                return Retry(f"removing the staging VM failed: {task.error}")
+        staged = await driver.locate(vmid)
+        if staged is not None:
+            task = await driver.destroy(staged, owner=owner, purge=True)
+            ctx.state["unstage_upid"] = task.id
+            return Wait(1, "staging VM being removed")
+    await release_vmid(ctx.app, rec.platform_id, vmid)
+    return Done()
 
 
 async def rebuilt(ctx: StepContext) -> Outcome:
@@ -247,10 +332,11 @@ for _name, _steps_of in (
         REBUILD,
         _steps(
             ("check_owner", check_owner),
-            ("keep", rebuild_keep),
+            ("stage", rebuild_stage),
+            ("stage_node", rebuild_stage_node),
             ("stop", stop_vm),
-            ("destroy", rebuild_destroy),
-            ("clone", rebuild_clone),
+            ("swap_system_disk", rebuild_swap),
+            ("unstage", rebuild_unstage),
             ("system_disk", deploy.system_disk_size),
             ("system_disk_io", deploy.system_disk_io),
             ("network", deploy.network),
