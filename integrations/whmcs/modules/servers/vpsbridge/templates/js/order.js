@@ -25,7 +25,8 @@
     var search = el('input', { type: 'search', 'class': 'vpsbridge-os-search form-control', placeholder: 'Search operating systems', 'aria-label': 'Search operating systems' });
     var grid = el('div', { 'class': 'vpsbridge-os-grid', role: 'list' });
     (config.templates || []).forEach(function (t) {
-      var label = t.name + (t.version ? ' ' + t.version : '');
+      // Panels often put the version in the name already ("AlmaLinux 9 Minimal"): do not repeat it.
+      var label = t.name + (t.version && t.name.indexOf(String(t.version)) < 0 ? ' ' + t.version : '');
       var b = el('button', { type: 'button', 'class': 'vpsbridge-os', 'data-id': String(t.id), 'data-search': label.toLowerCase(), 'aria-pressed': String(String(t.id) === osInput.value), role: 'listitem' }, label);
       b.addEventListener('click', function () {
         osInput.value = String(t.id);
