@@ -69,7 +69,11 @@ async def test_downgrade_never_shrinks_and_keeps_unconfirmed_disk(world: World) 
         world, "down", options={"System Disk": "40", "Additional Disk": "10"}
     )
     answer = await change_proxmox_package(
-        world.app, service_id, {"options": {"System Disk": "20", "Additional Disk": "0"}}, ACTOR
+        world.app,
+        service_id,
+        {"options": {"System Disk": "20", "Additional Disk": "0"}},
+        ACTOR,
+        allow_smaller_disks=True,  # an operator's override: the workflow keeps the disks
     )
     assert any("never shrunk" in w for w in answer.warnings)
     assert any("explicit confirmation" in w for w in answer.warnings)

@@ -325,6 +325,35 @@ def shrink_warnings(
     return out
 
 
+def shrink_refusals(
+    current: ResolvedResources, wanted: ResolvedResources, *, confirm_detach: bool = False
+) -> list[str]:
+    """Why a package change from ``current`` to ``wanted`` must be refused, one sentence per disk.
+
+    The same rules as :func:`shrink_warnings`, for callers that refuse instead of queueing a change
+    whose disk steps would only be skipped: a client who picked a smaller disk would otherwise pay
+    for a package the server does not have. Each sentence names the disk, its size and the request.
+    """
+    out: list[str] = []
+    if wanted.disk_gb < current.disk_gb:
+        out.append(
+            f"System Disk cannot shrink from {current.disk_gb} GB to {wanted.disk_gb} GB: "
+            f"disks are never shrunk; choose {current.disk_gb} GB or more"
+        )
+    if 0 < wanted.additional_disk_gb < current.additional_disk_gb:
+        out.append(
+            f"Additional Disk cannot shrink from {current.additional_disk_gb} GB to "
+            f"{wanted.additional_disk_gb} GB: disks are never shrunk; "
+            f"choose {current.additional_disk_gb} GB or more"
+        )
+    if wanted.additional_disk_gb == 0 < current.additional_disk_gb and not confirm_detach:
+        out.append(
+            f"Additional Disk 0 would remove the {current.additional_disk_gb} GB additional disk and "
+            "destroy its data: that needs an explicit confirmation"
+        )
+    return out
+
+
 def disk_choice_allowed(current_gb: int, choice_gb: int) -> bool:
     """Whether an upgrade page may offer ``choice_gb`` for a disk that has ``current_gb`` now."""
     return choice_gb >= current_gb
@@ -348,5 +377,6 @@ __all__ = [
     "parse_gb",
     "parse_memory_mb",
     "resolve_resources",
+    "shrink_refusals",
     "shrink_warnings",
 ]

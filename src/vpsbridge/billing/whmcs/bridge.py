@@ -507,6 +507,21 @@ async def footer_output(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
     }
 
 
+@_hook("UpgradeDiskChoices")
+async def upgrade_disk_choices(ctx: AppContext, call: BridgeCall) -> dict[str, Any]:
+    """The upgrade page: current disk sizes and which disk choices to disable (never shrink).
+
+    The PHP sends the service id and the product's configurable options with their choices
+    (``extra.options``); the answer lists, per disk option, the allowed and disabled choice ids.
+    """
+    from vpsbridge.services.provisioning.disk_choices import upgrade_disk_choices as choices
+    from vpsbridge.services.provisioning.records import by_billing
+
+    options = call.extra.get("options")
+    rows = [o for o in options if isinstance(o, Mapping)] if isinstance(options, list) else []
+    return {"ok": True, **(await choices(ctx, by_billing(call.service_id), rows))}
+
+
 # --- client area (client.php) -----------------------------------------------------------------------
 
 

@@ -603,9 +603,16 @@ async def change_proxmox_package(
     actor: Actor,
     *,
     confirm_detach: bool = False,
+    allow_smaller_disks: bool = False,
 ) -> ActionOut:
-    """Queue a package change; warnings say what will be skipped (disks are never shrunk)."""
-    from vpsbridge.core.options import shrink_warnings
+    """Queue a package change; a change that would shrink a disk is refused (:class:`Invalid`).
+
+    Disks are never shrunk, so a smaller System Disk or Additional Disk (or an Additional Disk of 0
+    without ``confirm_detach``) is refused with a message naming the disk and both sizes: billing
+    must not charge for a package the server will not get. ``allow_smaller_disks`` (operators only)
+    queues the change anyway; the workflow then keeps the disks and ``warnings`` say so.
+    """
+    from vpsbridge.core.options import shrink_refusals, shrink_warnings
 
     req = parse_input(ChangePackageRequest, data)
     async with ctx.db.session() as session:
@@ -627,6 +634,13 @@ async def change_proxmox_package(
             if old_row is not None
             else new_plan
         )
+        refusals = shrink_refusals(old_plan.spec, new_plan.spec, confirm_detach=confirm_detach)
+        if refusals and not allow_smaller_disks:
+            raise Invalid(
+                "; ".join(refusals),
+                field="options",
+                details={"disks": refusals, "service_id": service.id},
+            )
         warnings = shrink_warnings(old_plan.spec, new_plan.spec, confirm_detach=confirm_detach)
         job_id = await queue(
             session,
