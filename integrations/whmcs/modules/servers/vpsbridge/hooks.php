@@ -222,6 +222,9 @@ add_hook('ClientAreaPrimarySidebar', 1, function ($sidebar) {
  */
 add_hook('ClientAreaFooterOutput', 1, function ($vars) {
     try {
+        if (isset($vars['templatefile']) && in_array($vars['templatefile'], array('upgrade', 'upgradeconfigoptions'), true)) {
+            return vpsbridge_upgrade_page_output($vars);
+        }
         if (!isset($vars['templatefile']) || $vars['templatefile'] !== 'configureproduct') {
             return '';
         }
@@ -260,3 +263,50 @@ add_hook('ClientAreaFooterOutput', 1, function ($vars) {
         return '';
     }
 });
+
+/**
+ * The upgrade page (upgrade.php?type=configoptions&id=N) of a vpsbridge service: disks are never
+ * shrunk, so the System Disk / Additional Disk choices smaller than what the server has are
+ * disabled and a warning is shown (vpsbridge decides which, from what the service was sold). The
+ * package change refuses a shrink anyway; this keeps the client from paying for one first.
+ */
+function vpsbridge_upgrade_page_output($vars)
+{
+    try {
+        $type = isset($vars['type']) ? $vars['type'] : (isset($_GET['type']) ? $_GET['type'] : '');
+        if ($type !== 'configoptions') {
+            return '';
+        }
+        $serviceId = isset($vars['id']) ? (int) $vars['id'] : (isset($_GET['id']) ? (int) $_GET['id'] : 0);
+        $found = $serviceId > 0 ? Whmcs::upgradeOptions($serviceId) : null;
+        if (!$found || !$found['options']) {
+            return '';
+        }
+        $result = vpsbridge_hook_call(
+            'UpgradeDiskChoices',
+            array('options' => $found['options']),
+            array('serviceid' => $serviceId, 'pid' => $found['pid'])
+        );
+        if (!$result['ok'] || empty($result['data']['options'])) {
+            return '';
+        }
+        $rules = array();
+        foreach ($result['data']['options'] as $option) {
+            if (!empty($option['disabled'])) {
+                $rules[] = array(
+                    'id' => (int) $option['id'],
+                    'disabled' => array_map('intval', $option['disabled']),
+                    'warning' => (string) $option['warning'],
+                );
+            }
+        }
+        if (!$rules) {
+            return '';
+        }
+        $json = json_encode($rules, JSON_HEX_TAG | JSON_HEX_AMP | JSON_HEX_APOS | JSON_HEX_QUOT | JSON_INVALID_UTF8_SUBSTITUTE);
+        return '<script type="application/json" id="vpsbridge-upgrade-disks">' . $json . '</script>'
+            . '<script src="modules/servers/vpsbridge/templates/js/upgrade.js" defer></script>';
+    } catch (\Throwable $e) {
+        return '';
+    }
+}

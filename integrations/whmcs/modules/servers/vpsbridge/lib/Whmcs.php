@@ -126,6 +126,41 @@ class Whmcs
         return $found ? $values : null;
     }
 
+    /**
+     * A vpsbridge service's product configurable options with their visible choices, for the upgrade
+     * page: [{id, name, choices: [{id, label}]}]; null when the service is not a vpsbridge one.
+     */
+    public static function upgradeOptions($serviceId)
+    {
+        $service = Capsule::table('tblhosting')->where('id', (int) $serviceId)->first();
+        if (!$service) {
+            return null;
+        }
+        $product = Capsule::table('tblproducts')->where('id', (int) $service->packageid)->first();
+        if (!$product || $product->servertype !== self::MODULE) {
+            return null;
+        }
+        $groups = array();
+        foreach (Capsule::table('tblproductconfiglinks')->where('pid', (int) $product->id)->get() as $link) {
+            $groups[] = (int) $link->gid;
+        }
+        $options = array();
+        if (!$groups) {
+            return array('pid' => (int) $product->id, 'options' => $options);
+        }
+        foreach (Capsule::table('tblproductconfigoptions')->whereIn('gid', $groups)->orderBy('id')->get() as $option) {
+            $choices = array();
+            $subs = Capsule::table('tblproductconfigoptionssub')->where('configid', (int) $option->id)->orderBy('id')->get();
+            foreach ($subs as $sub) {
+                if (empty($sub->hidden)) {
+                    $choices[] = array('id' => (int) $sub->id, 'label' => (string) $sub->optionname);
+                }
+            }
+            $options[] = array('id' => (int) $option->id, 'name' => (string) $option->optionname, 'choices' => $choices);
+        }
+        return array('pid' => (int) $product->id, 'options' => $options);
+    }
+
     /** The username of the WHMCS admin signed in to this request (for the operator console sign-on). */
     public static function adminUsername()
     {
