@@ -35,3 +35,35 @@ async def test_slow_sqlite_transaction_is_reported(
     [record] = caplog.records
     assert "write lock held for 0.3 s" in record.getMessage()
     assert "_hold_lock" in record.getMessage()
+
+
+async def test_read_transactions_do_not_queue_behind_a_writer(db_url: str) -> None:
+    """A page view's read runs while a writer holds SQLite's write lock, and sees committed data only."""
+    from vpsbridge.store.models import Admin
+
+    database = Database(db_url)
+    try:
+        async with database.session() as session:
+            session.add(Admin(username="committed", password_hash="x"))
+        writer_has_lock = asyncio.Event()
+        release = asyncio.Event()
+
+        async def writer() -> None:
+            async with database.session() as session:
+                session.add(Admin(username="uncommitted", password_hash="x"))
+                await session.flush()
+                writer_has_lock.set()
+                await release.wait()
+
+        task = asyncio.create_task(writer())
+        await writer_has_lock.wait()
+        try:
+            async with asyncio.timeout(2):  # far below the 15 s busy timeout a queued writer would wait
+                async with database.read() as session:
+                    names = set((await session.scalars(text("SELECT username FROM admins"))).all())
+        finally:
+            release.set()
+            await task
+        assert names == {"committed"}
+    finally:
+        await database.dispose()

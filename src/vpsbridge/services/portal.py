@@ -186,7 +186,7 @@ def capabilities(platform_type: str | None) -> frozenset[str]:
 
 async def owned_row(ctx: AppContext, client_id: str, service_id: int) -> OwnedService:
     """The service if it belongs to ``client_id``; :class:`NotOwned` (404) otherwise."""
-    async with ctx.db.session() as session:
+    async with ctx.db.read() as session:
         service = await session.get(Service, service_id)
         if service is None or service.client_id != client_id or service.status == "terminated":
             raise NotOwned("no such service in your account")
@@ -245,7 +245,7 @@ class ServiceSummary:
 
 async def client_services(ctx: AppContext, client_id: str) -> list[ServiceSummary]:
     """The client's services for the switcher (terminated ones left out)."""
-    async with ctx.db.session() as session:
+    async with ctx.db.read() as session:
         rows = (
             await session.execute(
                 select(Service, Server, Product)

@@ -95,16 +95,24 @@ async def load_session(
         return None
     now = utcnow()
     key = hash_secret(cookie)
-    async with ctx.db.session() as s:
+    # Every page view reads its session: a read transaction (never queued behind writers); only the
+    # rare expiry or extension opens a write.
+    async with ctx.db.read() as s:
         row = (await s.execute(select(WebSession).where(WebSession.id == key))).scalar_one_or_none()
         if row is None or row.kind != kind:
             return None
-        if row.expires_at <= now:
-            await s.delete(row)
-            return None
-        if row.expires_at - now < ttl - ttl / 10:
-            row.expires_at = now + ttl
-        return _view(row)
+        view = _view(row)
+        expired = row.expires_at <= now
+        extend = row.expires_at - now < ttl - ttl / 10
+    if expired:
+        async with ctx.db.session() as s:
+            await s.execute(delete(WebSession).where(WebSession.id == key, WebSession.expires_at <= now))
+        return None
+    if extend:
+        async with ctx.db.session() as s:
+            await s.execute(update(WebSession).where(WebSession.id == key).values(expires_at=now + ttl))
+        view.expires_at = now + ttl
+    return view
 
 
 async def update_session_data(ctx: AppContext, session_id: str, data: dict[str, Any]) -> None:

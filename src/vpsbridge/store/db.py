@@ -1,10 +1,16 @@
 """Database engine and sessions, identical in behaviour on SQLite and PostgreSQL.
 
-SQLite is opened in WAL mode with a busy timeout and foreign keys on, and *every* transaction starts
-with ``BEGIN IMMEDIATE``. A deferred SQLite transaction that reads and then writes fails at once with
-"database is locked" when another connection committed in between (the busy handler is not consulted
-for a lock upgrade), so taking the write lock up front is what makes concurrent workers on one SQLite
-file safe. Transactions here are short, so serialising writers costs little.
+SQLite is opened in WAL mode with a busy timeout and foreign keys on, and every transaction opened
+with :meth:`Database.session` starts with ``BEGIN IMMEDIATE``. A deferred SQLite transaction that reads
+and then writes fails at once with "database is locked" when another connection committed in between
+(the busy handler is not consulted for a lock upgrade), so taking the write lock up front is what makes
+concurrent workers on one SQLite file safe. Transactions here are short, so serialising writers costs
+little.
+
+Pure reads on hot paths (a portal page view checking ownership, loading a browser session) use
+:meth:`Database.read` instead: a plain deferred ``BEGIN`` that reads a WAL snapshot, so any number of
+readers run beside the one writer instead of queueing behind it. A write inside such a transaction is
+a bug and fails fast rather than silently serialising.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from vpsbridge.config import Settings
 
@@ -28,6 +33,9 @@ log = logging.getLogger("vpsbridge.store")
 #: (workers, the web process, the upstream log) waits for it, so one is almost always a bug (an
 #: upstream call or a sleep inside ``db.session()``).
 SLOW_WRITE_LOCK_SECONDS = 2.0
+
+#: Execution option marking the engine behind :meth:`Database.read`.
+_READ_ONLY = "vpsbridge_read_only"
 
 
 class Database:
@@ -43,9 +51,11 @@ class Database:
 
                 Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
-            kwargs["poolclass"] = NullPool if ":memory:" not in url else None
-            if kwargs["poolclass"] is None:
-                del kwargs["poolclass"]
+            # Connections are pooled (each aiosqlite connection owns a thread; opening one per
+            # transaction cost more than the queries of a page view).
+            if ":memory:" not in url:
+                kwargs["pool_size"] = pool_size
+                kwargs["max_overflow"] = pool_size
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
@@ -54,6 +64,8 @@ class Database:
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine.sync_engine, busy_timeout_ms)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        reader = self.engine.execution_options(**{_READ_ONLY: True})
+        self.read_sessionmaker = async_sessionmaker(reader, expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -71,6 +83,12 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction: on SQLite a snapshot that neither waits for nor blocks writers."""
+        async with self.read_sessionmaker() as session, session.begin():
             yield session
 
     async def ping(self) -> None:
@@ -121,6 +139,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+            return
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         conn.info["vpsbridge_tx_started"] = time.monotonic()
 
