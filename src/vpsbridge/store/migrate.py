@@ -21,6 +21,9 @@ from sqlalchemy.engine import Connection
 from vpsbridge.store.db import Database
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: How long a SQLite process waits for another one's migration before giving up (ms).
+MIGRATION_BUSY_TIMEOUT_MS = 300_000
+
 #: PostgreSQL advisory lock id held while migrating (any constant unique to vpsbridge).
 _LOCK_KEY = 0x7670_7362_6D69_67  # "vpsbmig"
 
@@ -50,7 +53,9 @@ async def upgrade(database_url: str, revision: str = "head") -> None:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
-    db = Database(database_url)
+    # On SQLite a process that starts while another migrates waits for the whole migration, which
+    # on a slow disk can outlast the usual busy timeout.
+    db = Database(database_url, busy_timeout_ms=MIGRATION_BUSY_TIMEOUT_MS)
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(run)
