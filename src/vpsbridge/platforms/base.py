@@ -121,6 +121,11 @@ class Platform(ABC):
         self.recorder = recorder
         self.transport = transport
         self.settings = dict(settings or {})
+        self._setup()
+
+    def _setup(self) -> None:  # noqa: B027 - optional hook, deliberately not abstract
+        """Build the driver's own clients from the stored fields; drivers override this, not ``__init__``,
+        so the constructor signature (what the registry passes) lives in one place."""
 
     @property
     def verify(self) -> bool | str | Path:

@@ -20,10 +20,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx2
-
 from vpsbridge.http.errors import UpstreamAuthError
-from vpsbridge.http.record import Recorder
 from vpsbridge.platforms.base import Platform
 from vpsbridge.platforms.dummy.cloud import TEMPLATES, DummyCloud, DummyServer
 from vpsbridge.platforms.errors import InvalidRequest
@@ -67,27 +64,8 @@ def _utcnow() -> dt.datetime:
 class DummyPlatform(Platform):
     SUPPORTS = frozenset(str(c) for c in Capability)
 
-    def __init__(
-        self,
-        *,
-        url: str,
-        credentials: Mapping[str, Any],
-        verify_tls: bool = True,
-        ca_bundle: str | None = None,
-        recorder: Recorder | None = None,
-        transport: httpx2.AsyncBaseTransport | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            url=url,
-            credentials=credentials,
-            verify_tls=verify_tls,
-            ca_bundle=ca_bundle,
-            recorder=recorder,
-            transport=transport,
-            settings=settings,
-        )
-        self.cloud = DummyCloud.for_url(url, settings)
+    def _setup(self) -> None:
+        self.cloud = DummyCloud.for_url(self.url, self.settings)
 
     # --- permission model ---------------------------------------------------------------------------
 

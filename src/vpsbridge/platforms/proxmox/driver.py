@@ -44,7 +44,6 @@ from vpsbridge.core.disks import (
     system_disk,
 )
 from vpsbridge.http.errors import UpstreamAuthError, UpstreamError, UpstreamNotFound
-from vpsbridge.http.record import Recorder
 from vpsbridge.platforms.base import Platform
 from vpsbridge.platforms.errors import InvalidRequest, ServerLocked, ServerMissing
 from vpsbridge.platforms.models import (
@@ -151,26 +150,7 @@ class ProxmoxPlatform(Platform):
         )
     )
 
-    def __init__(
-        self,
-        *,
-        url: str,
-        credentials: Mapping[str, Any],
-        verify_tls: bool = True,
-        ca_bundle: str | None = None,
-        recorder: Recorder | None = None,
-        transport: httpx2.AsyncBaseTransport | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            url=url,
-            credentials=credentials,
-            verify_tls=verify_tls,
-            ca_bundle=ca_bundle,
-            recorder=recorder,
-            transport=transport,
-            settings=settings,
-        )
+    def _setup(self) -> None:
         token_id = self.credentials.get("token_id")
         secret = self.credentials.get("token_secret")
         combined = self.credentials.get("api_token")
@@ -182,12 +162,12 @@ class ProxmoxPlatform(Platform):
         self._client: ProxmoxClient | None = None
         if token_id and secret:
             self._client = ProxmoxClient(
-                url,
+                self.url,
                 token_id=str(token_id),
                 token_secret=str(secret),
                 verify=self.verify,
-                transport=transport,
-                recorder=recorder,
+                transport=self.transport,
+                recorder=self.recorder,
                 node_concurrency=int(s.get("node_concurrency", 4)),
                 read_timeout=float(s.get("read_timeout", 60)),
                 max_retries=int(s.get("max_retries", 2)),

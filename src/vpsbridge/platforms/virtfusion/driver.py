@@ -30,10 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx2
-
 from vpsbridge.http.errors import UpstreamAuthError, UpstreamError, UpstreamNotFound
-from vpsbridge.http.record import Recorder
 from vpsbridge.platforms.base import Platform
 from vpsbridge.platforms.errors import InvalidRequest, ServerMissing
 from vpsbridge.platforms.models import (
@@ -176,39 +173,20 @@ class VirtFusionPlatform(Platform):
         )
     )
 
-    def __init__(
-        self,
-        *,
-        url: str,
-        credentials: Mapping[str, Any],
-        verify_tls: bool = True,
-        ca_bundle: str | None = None,
-        recorder: Recorder | None = None,
-        transport: httpx2.AsyncBaseTransport | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            url=url,
-            credentials=credentials,
-            verify_tls=verify_tls,
-            ca_bundle=ca_bundle,
-            recorder=recorder,
-            transport=transport,
-            settings=settings,
-        )
+    def _setup(self) -> None:
         token = str(self.credentials.get("token") or "")
         self.client = VirtFusionClient(
-            url,
+            self.url,
             token,
             verify=self.verify,
-            transport=transport,
-            recorder=recorder,
+            transport=self.transport,
+            recorder=self.recorder,
             connect_timeout=float(self.settings.get("connect_timeout", 10.0)),
             read_timeout=float(self.settings.get("read_timeout", 30.0)),
             max_retries=int(self.settings.get("max_retries", 2)),
             retry_wait_initial=float(self.settings.get("retry_wait_initial", 0.25)),
         )
-        self.panel_url = str(self.settings.get("panel_url") or panel_base(url)).rstrip("/")
+        self.panel_url = str(self.settings.get("panel_url") or panel_base(self.url)).rstrip("/")
 
     async def aclose(self) -> None:
         await self.client.aclose()
