@@ -522,8 +522,11 @@ async def reset_password(ctx: AppContext, owned: OwnedService, actor: Actor) -> 
 
 async def rebuild(
     ctx: AppContext, owned: OwnedService, template_id: str, ssh_keys: list[str], actor: Actor
-) -> None:
-    """Reinstall the server with ``template_id`` (which must be offered for this product)."""
+) -> int | None:
+    """Reinstall the server with ``template_id`` (which must be offered for this product).
+
+    Returns the id of the job that carries the reinstall, so callers can point at its progress.
+    """
     gallery = await os_gallery(ctx, owned)
     offered = {entry.id: entry for entries in gallery.values() for entry in entries}
     if template_id not in offered:
@@ -532,20 +535,11 @@ async def rebuild(
     for key in keys:
         if not re.match(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp\d+|sk-\S+) [A-Za-z0-9+/=]+( .*)?$", key):
             raise Invalid("That does not look like an SSH public key (ssh-ed25519 AAAA...).", field="ssh_key")
-    platform_id = owned.platform_id
-    assert platform_id is not None
-    try:
-        async with open_driver(ctx, platform_id) as (driver, _):
-            await driver.build(owned.ref, template_id, ssh_keys=tuple(keys), hostname=owned.hostname)
-    except ServiceError:
-        raise
-    except Exception as exc:
-        raise _upstream(exc, "start the reinstall") from exc
-    async with ctx.db.session() as session:
-        await record(
-            session, actor, "service.rebuild", "service", owned.id, {"os": template_id, "ssh_keys": len(keys)}
-        )
+    # The provisioning service owns the reinstall: a durable job on every platform (Proxmox queues
+    # its rebuild workflow, the others start the build and follow its task), and the audit row.
+    out = await lifecycle.rebuild_service(ctx, owned.id, actor, os_template=template_id, ssh_keys=tuple(keys))
     await forget_server(ctx, owned)
+    return out.job_id
 
 
 # --- console ---------------------------------------------------------------------------------------
