@@ -9,6 +9,11 @@ concurrent starts are serialised: an advisory lock on PostgreSQL, ``BEGIN IMMEDI
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from alembic import command
@@ -53,14 +58,36 @@ async def upgrade(database_url: str, revision: str = "head") -> None:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
-    # On SQLite a process that starts while another migrates waits for the whole migration, which
-    # on a slow disk can outlast the usual busy timeout.
-    db = Database(database_url, busy_timeout_ms=MIGRATION_BUSY_TIMEOUT_MS)
+    async with _sqlite_file_lock(database_url):
+        # On SQLite a process that starts while another migrates waits for the whole migration,
+        # which on a slow disk can outlast the usual busy timeout.
+        db = Database(database_url, busy_timeout_ms=MIGRATION_BUSY_TIMEOUT_MS)
+        try:
+            async with db.engine.begin() as conn:
+                await conn.run_sync(run)
+        finally:
+            await db.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_file_lock(database_url: str) -> AsyncIterator[None]:
+    """Serialise migrations of one SQLite file across processes (and tasks) with ``flock``.
+
+    The busy timeout does not cover everything a first start does: switching a new file to WAL
+    needs an exclusive lock and answers "database is locked" at once when another connection races
+    it. A lock file beside the database makes concurrent starts take turns instead.
+    """
+    if not database_url.startswith("sqlite") or ":memory:" in database_url or ":///" not in database_url:
+        yield
+        return
+    path = Path(database_url.split(":///", 1)[1] + ".migrate-lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = await asyncio.to_thread(os.open, str(path), os.O_CREAT | os.O_RDWR, 0o600)
     try:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(run)
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
     finally:
-        await db.dispose()
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 async def current_revision(database_url: str) -> str | None:
