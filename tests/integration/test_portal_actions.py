@@ -1,16 +1,36 @@
-"""Portal actions that hand over to the provisioning service, through the real web app.
+"""Portal actions that hand over to the provisioning service or the platform, through the real web app.
 
 A rebuild from the portal must become a durable job (so a reinstall survives a restart of the web
 process and shows up in the operator console's job list) with exactly one audit row naming the client.
+Panel sign-in (VirtFusion simulator) redirects only to the configured panel host, is rate limited,
+needs the CSRF token, and is absent for platforms without a panel.
 """
 
 from __future__ import annotations
 
-import portal_support
-from portal_support import ORIGIN, PortalWorld, app_client, sign_in
-from sqlalchemy import select
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import httpx2 as httpx
+import portal_support
+import pytest
+from portal_support import ORIGIN, PortalWorld, app_client, sign_in
+from provisioning_support import ACTOR, fast_settings
+from sqlalchemy import select
+from virtfusion_support import PANEL, TOKEN, TimedASGITransport, make_sim
+
+from vpsbridge.jobs.worker import Worker
+from vpsbridge.platforms.virtfusion.client import VirtFusionClient
+from vpsbridge.services import platforms, portal, products
+from vpsbridge.services.context import AppContext
+from vpsbridge.services.provisioning import create_service
+from vpsbridge.services.provisioning.drivers import EXTRAS_TRANSPORTS
+from vpsbridge.sim.virtfusion import VirtFusionState
 from vpsbridge.store.models import AuditLog, Job
+from vpsbridge.web.app import create_app
 
 world = portal_support.world
 pworld = portal_support.pworld
@@ -59,3 +79,126 @@ async def test_rebuild_refuses_a_template_the_product_does_not_offer(pworld: Por
     async with pworld.ctx.db.session() as s:
         rows = (await s.scalars(select(AuditLog).where(AuditLog.action == "service.rebuild"))).all()
     assert rows == []
+
+
+# --- panel sign-in (VirtFusion simulator) -------------------------------------------------------------
+
+
+@dataclass
+class VfPortal:
+    app: AppContext
+    sim: VirtFusionState
+    service_id: int
+
+
+@pytest.fixture
+async def vf(db_url: str, tmp_path: Path) -> AsyncIterator[VfPortal]:
+    """A VirtFusion platform on the simulator with one active service of client 501."""
+    sim, asgi = make_sim()
+    app = await AppContext.create(fast_settings(db_url, tmp_path))
+    app.extras[EXTRAS_TRANSPORTS] = {PANEL: TimedASGITransport(asgi, read_timeout=1.0)}
+    await platforms.create_platform(
+        app,
+        {
+            "name": "vf",
+            "type": "virtfusion",
+            "url": PANEL,
+            "credentials": {"token": TOKEN},
+            "settings": {"max_retries": 1, "retry_wait_initial": 0.01, "hypervisor_group_id": 1},
+        },
+        ACTOR,
+    )
+    await products.create_product(
+        app,
+        {
+            "name": "vf-1g",
+            "platform": "vf",
+            "placement": {"hypervisor_group_id": 1},
+            "plan": {"package_id": 1},
+        },
+        ACTOR,
+    )
+    request = {
+        "billing_service_id": "6101",
+        "client_id": "501",
+        "client": {"name": "Ada Lovelace", "email": "ada@example.net"},
+        "product": "vf-1g",
+        "os_template": "1",
+        "hostname": "vf6101.example.net",
+    }
+    try:
+        out = await create_service(app, request, ACTOR)
+        await Worker(app, concurrency=4, periodic=False, wakeup=False).run_until_idle(timeout=30)
+        yield VfPortal(app, sim, out.id)
+    finally:
+        await app.close()
+
+
+def _vf_client(vf: VfPortal) -> httpx.AsyncClient:
+    web = create_app(context=vf.app, migrate=False)
+    web.state.ctx = vf.app
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url=ORIGIN, follow_redirects=False)
+
+
+async def _vf_sign_in(client: httpx.AsyncClient, vf: VfPortal) -> tuple[str, httpx.Response]:
+    link = await portal.mint_portal_link(vf.app, vf.service_id, ACTOR, base_url=ORIGIN)
+    answer = await client.get(link.url.removeprefix(ORIGIN))
+    assert answer.status_code == 303, answer.text
+    page = await client.get(answer.headers["location"])
+    assert page.status_code == 200, page.text
+    return page.text.split('name="csrf-token" content="')[1].split('"')[0], page
+
+
+async def test_panel_login_redirects_to_the_panel_once_per_five_seconds(vf: VfPortal) -> None:
+    async with _vf_client(vf) as client:
+        token, page = await _vf_sign_in(client, vf)
+        url = f"/portal/s/{vf.service_id}/panel-login"
+        assert f'action="{url}"' in page.text
+        # the overview's form-action names the panel, so the browser follows the redirect
+        csp = page.headers["content-security-policy"]
+        assert f"form-action 'self' {PANEL};" in csp
+        headers = {"Origin": ORIGIN, "X-CSRF-Token": token}
+        first = await client.post(url, headers=headers)
+        assert first.status_code == 303, first.text[:300]
+        target = urlsplit(first.headers["location"])
+        assert f"{target.scheme}://{target.netloc}" == PANEL
+        assert target.path.startswith("/token_authenticate")
+        assert first.headers["cache-control"] == "no-store"
+        again = await client.post(url, headers=headers)
+        assert again.status_code == 429
+        assert 1 <= int(again.headers["retry-after"]) <= 5
+        assert (await client.post(url, headers={"Origin": ORIGIN})).status_code == 403
+    logins = [r for r in vf.sim.requests if r[0] == "POST" and "serverAuthenticationTokens" in r[1]]
+    assert len(logins) == 1
+    async with vf.app.db.session() as s:
+        rows = (await s.scalars(select(AuditLog).where(AuditLog.action == "service.panel_login"))).all()
+    assert [(r.actor_type, r.actor_id, r.object_id) for r in rows] == [("client", "501", str(vf.service_id))]
+
+
+async def test_panel_login_never_redirects_to_another_host(
+    vf: VfPortal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def hostile(self: VirtFusionClient, ext_relation_id: int, server_id: int) -> dict[str, Any]:
+        return {"authentication": {"endpoint_complete": "https://evil.example/token_authenticate/?1=a&2=b"}}
+
+    monkeypatch.setattr(VirtFusionClient, "server_login_tokens", hostile)
+    async with _vf_client(vf) as client:
+        token, _ = await _vf_sign_in(client, vf)
+        answer = await client.post(
+            f"/portal/s/{vf.service_id}/panel-login", headers={"Origin": ORIGIN, "X-CSRF-Token": token}
+        )
+    assert answer.status_code == 502
+    assert "location" not in answer.headers
+    assert "evil.example" not in answer.text
+
+
+async def test_panel_login_is_hidden_for_platforms_without_a_panel(pworld: PortalWorld) -> None:
+    async with app_client(pworld) as client:
+        token = await sign_in(client, pworld, pworld.mine)
+        page = await client.get(f"/portal/s/{pworld.mine}")
+        assert "/panel-login" not in page.text
+        assert "form-action 'self';" in page.headers["content-security-policy"]
+        answer = await client.post(
+            f"/portal/s/{pworld.mine}/panel-login", headers={"Origin": ORIGIN, "X-CSRF-Token": token}
+        )
+        assert answer.status_code == 404

@@ -44,6 +44,7 @@ CASES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/portal/s/{service_id}/rebuild"): {"os": "debian-12", "confirm": "x"},
     ("POST", "/portal/s/{service_id}/rdns"): {"ip": "192.0.2.1", "ptr": "a.example"},
     ("POST", "/portal/s/{service_id}/console"): {},
+    ("POST", "/portal/s/{service_id}/panel-login"): {},
 }
 #: Routes without a service id (sign-in, sign-out, landing, console websocket).
 UNSCOPED = {("GET", "/portal/sso"), ("POST", "/portal/signout"), ("GET", "/portal/")}

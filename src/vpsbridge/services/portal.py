@@ -24,6 +24,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -540,6 +541,60 @@ async def rebuild(
     out = await lifecycle.rebuild_service(ctx, owned.id, actor, os_template=template_id, ssh_keys=tuple(keys))
     await forget_server(ctx, owned)
     return out.job_id
+
+
+# --- panel sign-in ---------------------------------------------------------------------------------
+
+PANEL_ORIGIN_TTL = 600.0
+
+
+def has_panel_login(platform_type: str | None) -> bool:
+    """Whether the service's platform has its own panel the client can be signed in to (VirtFusion)."""
+    if not platform_type:
+        return False
+    try:
+        return callable(getattr(registry.driver_class(platform_type), "sso_url", None))
+    except Exception:
+        return False
+
+
+async def panel_origin(ctx: AppContext, owned: OwnedService) -> str | None:
+    """``scheme://host`` of the platform's panel, for the page's ``form-action`` (cached; no API call).
+
+    Browsers check the redirect that answers a form against the submitting page's ``form-action``,
+    so the page offering panel sign-in must name the one origin the redirect may go to.
+    """
+    if not has_panel_login(owned.platform_type) or owned.platform_id is None:
+        return None
+    platform_id = owned.platform_id
+
+    async def fetch() -> str:
+        async with open_driver(ctx, platform_id) as (driver, _):
+            parts = urlsplit(str(getattr(driver, "panel_url", "") or ""))
+        return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+    origin = await _cached(ctx, f"portal:panel-origin:{platform_id}", PANEL_ORIGIN_TTL, fetch)
+    return origin or None
+
+
+async def panel_login(ctx: AppContext, owned: OwnedService, actor: Actor) -> str:
+    """A one-time sign-in URL to the platform's own panel for the owner of ``owned``.
+
+    The driver asks the platform for the login token and refuses any URL that is not on the
+    configured panel host, so the portal never redirects a client to a host the platform named.
+    """
+    if not has_panel_login(owned.platform_type) or owned.platform_id is None:
+        raise NotFound("This server's platform has no control panel to sign in to.")
+    try:
+        async with open_driver(ctx, owned.platform_id) as (driver, _):
+            url = str(await driver.sso_url(owned.client_id, owned.ref))  # type: ignore[attr-defined]
+    except ServiceError:
+        raise
+    except Exception as exc:
+        raise _upstream(exc, "sign you in to the control panel") from exc
+    async with ctx.db.session() as session:
+        await record(session, actor, "service.panel_login", "service", owned.id, {})
+    return url
 
 
 # --- console ---------------------------------------------------------------------------------------

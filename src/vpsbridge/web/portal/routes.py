@@ -4,7 +4,7 @@ Every route that names a service runs :func:`owned` first: the ownership re-chec
 signed-in client (404 for anybody else's service) and, for server panels, the "is there a server yet"
 check (409 with what to do). State-changing routes are POST only; the session guard has already
 checked same-origin and the CSRF token, and each action counts against its own rate limit
-(rebuild 60 s, password 30 s, power 10 s, console 5 s) before the platform is called.
+(rebuild 60 s, password 30 s, power 10 s, console and panel sign-in 5 s) before the platform is called.
 
 Forms post back and are redirected (303) to the overview with a ``done=`` key naming a fixed,
 translated message; JSON callers (``Accept: application/json``, the power buttons' ``fetch``) get
@@ -37,6 +37,7 @@ LIMITS: dict[str, RateLimit] = {
     "password": RateLimit(1, 30),
     "power": RateLimit(1, 10),
     "console": RateLimit(1, 5),
+    "panel_login": RateLimit(1, 5),
     "rename": RateLimit(3, 30),
     "rdns": RateLimit(5, 30),
 }
@@ -143,6 +144,7 @@ async def _page_context(
         "services": await portal.client_services(ctx, client.client_id),
         "caps": portal.capabilities(service.platform_type),
         "via_bridge": client.via == "bridge",
+        "panel_login": portal.has_panel_login(service.platform_type),
     }
 
 
@@ -163,7 +165,8 @@ async def overview(request: Request, client: Client, service_id: int) -> Respons
         done_message=DONE_MESSAGES.get(done),
         billing_enabled=bool(service.product_settings.get("self_service_billing")),
     )
-    return render(request, "portal/overview.html", values)
+    panel = await portal.panel_origin(ctx, service) if values["panel_login"] else None
+    return render(request, "portal/overview.html", values, form_action=(panel,) if panel else ())
 
 
 @router.get("/s/{service_id}/state")
@@ -340,6 +343,24 @@ async def console(request: Request, client: Client, service_id: int) -> Response
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@router.post("/s/{service_id}/panel-login")
+async def panel_login(request: Request, client: Client, service_id: int) -> Response:
+    """Sign the client in to the platform's own panel: a 303 to a one-time URL on the panel host.
+
+    Only platforms whose driver offers panel sign-in (VirtFusion) have this action; the driver refuses
+    a login URL on any host but the configured panel, so this never redirects elsewhere.
+    """
+    ctx = get_ctx(request)
+    service = await owned(request, client, service_id)
+    if not portal.has_panel_login(service.platform_type):
+        raise UiError(404, "This feature is not available for this server.", code="not_supported")
+    await _limit(ctx, "panel_login", service)
+    url = await portal.panel_login(ctx, service, portal.client_actor(service, client_ip(request)))
+    return RedirectResponse(
+        url, status_code=303, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    )
 
 
 @router.websocket("/console/ws")

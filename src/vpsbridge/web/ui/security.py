@@ -45,12 +45,16 @@ def page_csp(
     connect_src: tuple[str, ...] = (),
     img_src: tuple[str, ...] = (),
     frame_ancestors: str = "'none'",
+    form_action: tuple[str, ...] = (),
 ) -> str:
     """The Content-Security-Policy of an HTML page.
 
     ``connect_src`` adds origins the page may open (the console's websocket); ``frame_ancestors``
     lets the WHMCS client area embed panels (``'self'`` when the bridge proxies them same-origin).
+    ``form_action`` adds origins a form's answer may redirect to (browsers check redirects of a form
+    submission against ``form-action``; the panel sign-in redirects to the platform's panel).
     """
+    forms = " ".join(("'self'", *form_action))
     connect = " ".join(("'self'", *connect_src))
     images = " ".join(("'self'", "data:", *img_src))
     return (
@@ -62,7 +66,7 @@ def page_csp(
         f"connect-src {connect}; "
         "manifest-src 'self'; "
         f"frame-ancestors {frame_ancestors}; "
-        "base-uri 'none'; form-action 'self'; object-src 'none'"
+        f"base-uri 'none'; form-action {forms}; object-src 'none'"
     )
 
 

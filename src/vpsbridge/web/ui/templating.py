@@ -150,6 +150,7 @@ def render(
     headers: Mapping[str, str] | None = None,
     connect_src: tuple[str, ...] = (),
     frame_ancestors: str = "'none'",
+    form_action: tuple[str, ...] = (),
 ) -> HTMLResponse:
     """Render template ``name`` into a page response with the UI's security headers."""
     nonce = new_nonce()
@@ -174,7 +175,7 @@ def render(
     html = environment().get_template(name).render(values)
     response = HTMLResponse(html, status_code=status)
     response.headers["Content-Security-Policy"] = page_csp(
-        nonce, connect_src=connect_src, frame_ancestors=frame_ancestors
+        nonce, connect_src=connect_src, frame_ancestors=frame_ancestors, form_action=form_action
     )
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Language"] = lang
