@@ -8,32 +8,22 @@ needs the CSRF token, and is absent for platforms without a panel.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx2 as httpx
 import portal_support
+import portal_vf_support
 import pytest
 from portal_support import ORIGIN, PortalWorld, app_client, sign_in
-from provisioning_support import ACTOR, fast_settings
+from portal_vf_support import PANEL, VfPortal, vf_client, vf_sign_in
 from sqlalchemy import select
-from virtfusion_support import PANEL, TOKEN, TimedASGITransport, make_sim
 
-from vpsbridge.jobs.worker import Worker
 from vpsbridge.platforms.virtfusion.client import VirtFusionClient
-from vpsbridge.services import platforms, portal, products
-from vpsbridge.services.context import AppContext
-from vpsbridge.services.provisioning import create_service
-from vpsbridge.services.provisioning.drivers import EXTRAS_TRANSPORTS
-from vpsbridge.sim.virtfusion import VirtFusionState
 from vpsbridge.store.models import AuditLog, Job
-from vpsbridge.web.app import create_app
 
 world = portal_support.world
 pworld = portal_support.pworld
+vf = portal_vf_support.vf
 
 
 async def test_rebuild_queues_a_job_and_records_the_client(pworld: PortalWorld) -> None:
@@ -84,74 +74,9 @@ async def test_rebuild_refuses_a_template_the_product_does_not_offer(pworld: Por
 # --- panel sign-in (VirtFusion simulator) -------------------------------------------------------------
 
 
-@dataclass
-class VfPortal:
-    app: AppContext
-    sim: VirtFusionState
-    service_id: int
-
-
-@pytest.fixture
-async def vf(db_url: str, tmp_path: Path) -> AsyncIterator[VfPortal]:
-    """A VirtFusion platform on the simulator with one active service of client 501."""
-    sim, asgi = make_sim()
-    app = await AppContext.create(fast_settings(db_url, tmp_path))
-    app.extras[EXTRAS_TRANSPORTS] = {PANEL: TimedASGITransport(asgi, read_timeout=1.0)}
-    await platforms.create_platform(
-        app,
-        {
-            "name": "vf",
-            "type": "virtfusion",
-            "url": PANEL,
-            "credentials": {"token": TOKEN},
-            "settings": {"max_retries": 1, "retry_wait_initial": 0.01, "hypervisor_group_id": 1},
-        },
-        ACTOR,
-    )
-    await products.create_product(
-        app,
-        {
-            "name": "vf-1g",
-            "platform": "vf",
-            "placement": {"hypervisor_group_id": 1},
-            "plan": {"package_id": 1},
-        },
-        ACTOR,
-    )
-    request = {
-        "billing_service_id": "6101",
-        "client_id": "501",
-        "client": {"name": "Ada Lovelace", "email": "ada@example.net"},
-        "product": "vf-1g",
-        "os_template": "1",
-        "hostname": "vf6101.example.net",
-    }
-    try:
-        out = await create_service(app, request, ACTOR)
-        await Worker(app, concurrency=4, periodic=False, wakeup=False).run_until_idle(timeout=30)
-        yield VfPortal(app, sim, out.id)
-    finally:
-        await app.close()
-
-
-def _vf_client(vf: VfPortal) -> httpx.AsyncClient:
-    web = create_app(context=vf.app, migrate=False)
-    web.state.ctx = vf.app
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url=ORIGIN, follow_redirects=False)
-
-
-async def _vf_sign_in(client: httpx.AsyncClient, vf: VfPortal) -> tuple[str, httpx.Response]:
-    link = await portal.mint_portal_link(vf.app, vf.service_id, ACTOR, base_url=ORIGIN)
-    answer = await client.get(link.url.removeprefix(ORIGIN))
-    assert answer.status_code == 303, answer.text
-    page = await client.get(answer.headers["location"])
-    assert page.status_code == 200, page.text
-    return page.text.split('name="csrf-token" content="')[1].split('"')[0], page
-
-
 async def test_panel_login_redirects_to_the_panel_once_per_five_seconds(vf: VfPortal) -> None:
-    async with _vf_client(vf) as client:
-        token, page = await _vf_sign_in(client, vf)
+    async with vf_client(vf) as client:
+        token, page = await vf_sign_in(client, vf)
         url = f"/portal/s/{vf.service_id}/panel-login"
         assert f'action="{url}"' in page.text
         # the overview's form-action names the panel, so the browser follows the redirect
@@ -182,8 +107,8 @@ async def test_panel_login_never_redirects_to_another_host(
         return {"authentication": {"endpoint_complete": "https://evil.example/token_authenticate/?1=a&2=b"}}
 
     monkeypatch.setattr(VirtFusionClient, "server_login_tokens", hostile)
-    async with _vf_client(vf) as client:
-        token, _ = await _vf_sign_in(client, vf)
+    async with vf_client(vf) as client:
+        token, _ = await vf_sign_in(client, vf)
         answer = await client.post(
             f"/portal/s/{vf.service_id}/panel-login", headers={"Origin": ORIGIN, "X-CSRF-Token": token}
         )
