@@ -2,6 +2,7 @@
 
 A rebuild from the portal must become a durable job (so a reinstall survives a restart of the web
 process and shows up in the operator console's job list) with exactly one audit row naming the client.
+On Proxmox the same portal rebuild queues the platform's rebuild workflow.
 Panel sign-in (VirtFusion simulator) redirects only to the configured panel host, is rate limited,
 needs the CSRF token, and is absent for platforms without a panel.
 """
@@ -13,12 +14,16 @@ from urllib.parse import urlsplit
 
 import portal_support
 import portal_vf_support
+import proxmox_flow_support
 import pytest
 from portal_support import ORIGIN, PortalWorld, app_client, sign_in
 from portal_vf_support import PANEL, VfPortal, vf_client, vf_sign_in
+from proxmox_flow_support import World as ProxmoxWorld
 from sqlalchemy import select
 
 from vpsbridge.platforms.virtfusion.client import VirtFusionClient
+from vpsbridge.services import portal
+from vpsbridge.services.provisioning.proxmox import REBUILD
 from vpsbridge.store.models import AuditLog, Job
 
 world = portal_support.world
@@ -127,3 +132,29 @@ async def test_panel_login_is_hidden_for_platforms_without_a_panel(pworld: Porta
             f"/portal/s/{pworld.mine}/panel-login", headers={"Origin": ORIGIN, "X-CSRF-Token": token}
         )
         assert answer.status_code == 404
+
+
+# --- rebuild on Proxmox (its own workflow) -----------------------------------------------------------
+
+proxmox_world = proxmox_flow_support.world
+
+
+async def test_rebuild_on_proxmox_queues_its_workflow(proxmox_world: ProxmoxWorld) -> None:
+    created = await proxmox_world.create("pm1")
+    await proxmox_world.run()
+    owned = await portal.owned_service(proxmox_world.app, "c1", created.id)
+    gallery = await portal.os_gallery(proxmox_world.app, owned)
+    template = next(entry.id for entries in gallery.values() for entry in entries)
+    job_id = await portal.rebuild(
+        proxmox_world.app, owned, template, [], portal.client_actor(owned, "192.0.2.9")
+    )
+    assert job_id is not None
+    [job] = await proxmox_world.jobs(REBUILD)
+    assert job.id == job_id
+    async with proxmox_world.app.db.session() as s:
+        rows = (await s.scalars(select(AuditLog).where(AuditLog.action == "service.rebuild"))).all()
+    assert [(r.actor_type, r.actor_id, r.ip) for r in rows] == [("client", "c1", "192.0.2.9")]
+    await proxmox_world.run()
+    [done] = await proxmox_world.jobs(REBUILD)
+    assert done.status == "succeeded", done.last_error
+    assert (await proxmox_world.service(created.id)).status == "active"
