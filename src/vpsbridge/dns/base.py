@@ -13,6 +13,7 @@ RFC 2317 spellings may be used as zone names), ``SUPPORTS_BATCH`` and ``SUPPORTS
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
@@ -63,9 +64,16 @@ class DnsProvider(abc.ABC):
     #: Credential keys the provider needs (the settings form asks for these, stored encrypted).
     CREDENTIAL_FIELDS: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, name: str | None = None, default_ttl: int = 3600) -> None:
+    def __init__(
+        self, *, name: str | None = None, default_ttl: int = 3600, zone_cache_seconds: float = 60.0
+    ) -> None:
         self.name = name or self.TYPE
         self.default_ttl = default_ttl
+        self.zone_cache_seconds = zone_cache_seconds
+        #: The last zone listing and when it was taken; back-ends reset ``_zones`` to ``None`` when
+        #: the server says a listed zone is gone.
+        self._zones: list[ZoneInfo] | None = None
+        self._zones_at = 0.0
 
     @classmethod
     @abc.abstractmethod
@@ -82,9 +90,19 @@ class DnsProvider(abc.ABC):
 
     # --- the interface --------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def zones(self, *, refresh: bool = False) -> list[ZoneInfo]:
-        """Zones the credentials can see (cached by providers; ``refresh`` forces a new listing)."""
+        """Zones the credentials can see, cached for ``zone_cache_seconds`` (``refresh`` forces a
+        new listing): every PTR placement needs the list, and it rarely changes."""
+        fresh = time.monotonic() - self._zones_at < self.zone_cache_seconds
+        if self._zones is not None and fresh and not refresh:
+            return self._zones
+        self._zones = await self._list_zones()
+        self._zones_at = time.monotonic()
+        return self._zones
+
+    @abc.abstractmethod
+    async def _list_zones(self) -> list[ZoneInfo]:
+        """Ask the server for its zones (uncached)."""
 
     @abc.abstractmethod
     async def get_rrset(self, zone: str, name: str, rtype: str) -> RRset | None:

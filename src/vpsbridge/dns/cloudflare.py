@@ -15,7 +15,6 @@ Reverse zones exist on Cloudflare only for whole octets or nibbles; there is no 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
@@ -107,15 +106,12 @@ class CloudflareProvider(DnsProvider):
         default_ttl: int = 3600,
         name: str | None = None,
     ) -> None:
-        super().__init__(name=name, default_ttl=default_ttl)
+        super().__init__(name=name, default_ttl=default_ttl, zone_cache_seconds=zone_cache_seconds)
         self.client = client
         self.account_id = account_id
         self.batch_limit = max(1, batch_limit)
         self.rate_limit_retries = rate_limit_retries
         self.retry_after_max = retry_after_max
-        self.zone_cache_seconds = zone_cache_seconds
-        self._zones: list[ZoneInfo] | None = None
-        self._zones_at = 0.0
 
     @classmethod
     def from_config(
@@ -207,21 +203,16 @@ class CloudflareProvider(DnsProvider):
 
     # --- zones ----------------------------------------------------------------------------------
 
-    async def zones(self, *, refresh: bool = False) -> list[ZoneInfo]:
-        fresh = time.monotonic() - self._zones_at < self.zone_cache_seconds
-        if self._zones is not None and fresh and not refresh:
-            return self._zones
+    async def _list_zones(self) -> list[ZoneInfo]:
         params: dict[str, Any] = {"per_page": 50}
         if self.account_id:
             params["account.id"] = self.account_id
         items = await self._paged("/zones", params)
-        self._zones = [
+        return [
             ZoneInfo(name=normalize_name(str(z["name"])), id=str(z["id"]), kind=z.get("status"), extra=z)
             for z in items
             if z.get("name") and z.get("id")
         ]
-        self._zones_at = time.monotonic()
-        return self._zones
 
     # --- records --------------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ sent as ``hash=ACCESS:SECRET``, and the calling address must be in the panel's A
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
@@ -98,12 +97,9 @@ class HestiaProvider(DnsProvider):
         default_ttl: int = 3600,
         name: str | None = None,
     ) -> None:
-        super().__init__(name=name, default_ttl=default_ttl)
+        super().__init__(name=name, default_ttl=default_ttl, zone_cache_seconds=zone_cache_seconds)
         self.client = client
         self.user = user
-        self.zone_cache_seconds = zone_cache_seconds
-        self._zones: list[ZoneInfo] | None = None
-        self._zones_at = 0.0
 
     @classmethod
     def from_config(
@@ -160,10 +156,7 @@ class HestiaProvider(DnsProvider):
 
     # --- zones ----------------------------------------------------------------------------------
 
-    async def zones(self, *, refresh: bool = False) -> list[ZoneInfo]:
-        fresh = time.monotonic() - self._zones_at < self.zone_cache_seconds
-        if self._zones is not None and fresh and not refresh:
-            return self._zones
+    async def _list_zones(self) -> list[ZoneInfo]:
         response = await self._command("v-list-dns-domains", self.user, "json", read=True)
         data = response.data if isinstance(response.data, dict) else {}
         if response.data is not None and not isinstance(response.data, dict | list):
@@ -182,7 +175,6 @@ class HestiaProvider(DnsProvider):
                     extra=details if isinstance(details, dict) else {},
                 )
             )
-        self._zones, self._zones_at = zones, time.monotonic()
         return zones
 
     # --- records --------------------------------------------------------------------------------

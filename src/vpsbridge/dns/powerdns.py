@@ -13,7 +13,6 @@ What the API needs, learnt the hard way by everybody who wrote a client before u
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 from urllib.parse import quote
@@ -134,14 +133,11 @@ class PowerDnsProvider(DnsProvider):
         default_ttl: int = 3600,
         name: str | None = None,
     ) -> None:
-        super().__init__(name=name, default_ttl=default_ttl)
+        super().__init__(name=name, default_ttl=default_ttl, zone_cache_seconds=zone_cache_seconds)
         self.client = client
         self.server_id = server_id
         self.notify_after_change = notify_after_change
-        self.zone_cache_seconds = zone_cache_seconds
         self._server_path = f"/servers/{quote(server_id, safe='')}"
-        self._zones: list[ZoneInfo] | None = None
-        self._zones_at = 0.0
 
     @classmethod
     def from_config(
@@ -216,10 +212,7 @@ class PowerDnsProvider(DnsProvider):
 
     # --- zones ----------------------------------------------------------------------------------
 
-    async def zones(self, *, refresh: bool = False) -> list[ZoneInfo]:
-        fresh = time.monotonic() - self._zones_at < self.zone_cache_seconds
-        if self._zones is not None and fresh and not refresh:
-            return self._zones
+    async def _list_zones(self) -> list[ZoneInfo]:
         response = await self._call("GET", "/zones")
         if not isinstance(response.data, list):
             raise DnsUnavailable("PowerDNS: the zone list is not a JSON list", provider=self.name)
@@ -234,7 +227,6 @@ class PowerDnsProvider(DnsProvider):
             for item in response.data
             if isinstance(item, dict) and item.get("name")
         ]
-        self._zones, self._zones_at = zones, time.monotonic()
         return zones
 
     async def zone_details(self, zone: str) -> dict[str, Any]:
