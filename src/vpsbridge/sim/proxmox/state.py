@@ -252,6 +252,8 @@ class ProxmoxState:
         self.file_locks: dict[int, float] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.vnc_tickets: dict[str, tuple[int, int, float]] = {}
+        #: The real VNC server (host, port) behind every VM's ``vncwebsocket``; ``None`` = no console.
+        self.console_backend: tuple[str, int] | None = None
         self.mac_prefix = "BC:24:11"
         #: Injected task outcomes: [task type, error (None = never finishes), remaining count].
         self.task_faults: list[list[Any]] = []

@@ -271,6 +271,9 @@ class VirtFusionState:
         self.tasks: dict[int, QueueTask] = {}
         self.credits: dict[int, Credit] = {}
         self.faults: list[Fault] = []
+        #: The real VNC server (host, port) behind every server's console websocket (``/vnc/``);
+        #: ``None`` = consoles answer, but their websocket closes with "no console".
+        self.console_backend: tuple[str, int] | None = None
         #: (method, path, status) of every request, for tests.
         self.requests: list[tuple[str, str, int]] = []
         self._ids: dict[str, itertools.count[int]] = {}
