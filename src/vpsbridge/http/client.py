@@ -30,6 +30,8 @@ from typing import Any, Self
 import httpx2
 import stamina
 import structlog
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from vpsbridge.http import redact
 from vpsbridge.http.context import current_job_id
@@ -47,6 +49,7 @@ from vpsbridge.http.errors import (
 from vpsbridge.http.metrics import UPSTREAM_ERRORS_TOTAL, UPSTREAM_REQUEST_SECONDS
 from vpsbridge.http.record import Recorder, UpstreamRecord
 from vpsbridge.http.response import UpstreamResponse
+from vpsbridge.http.streams import WebSocketStream
 
 log = structlog.stdlib.get_logger("vpsbridge.upstream")
 
@@ -139,10 +142,12 @@ class UpstreamClient:
         self.add_secret(*secrets)
         for value in self._auth_headers.values():
             self.add_secret(*redact.secret_parts(value))
+        self._verify = _verify_option(verify)
+        self._connect_timeout = connect_timeout
         self._http = httpx2.AsyncClient(
             base_url=self.base_url,
             headers={"Accept": "application/json", "User-Agent": "vpsbridge", **(headers or {})},
-            verify=_verify_option(verify),
+            verify=self._verify,
             timeout=httpx2.Timeout(
                 connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
             ),
@@ -255,6 +260,72 @@ class UpstreamClient:
         except _RetryableError as exc:
             raise exc.error from None
         raise AssertionError("unreachable: stamina made no attempt")  # pragma: no cover
+
+    async def open_websocket(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        subprotocols: tuple[str, ...] = ("binary",),
+    ) -> WebSocketStream:
+        """Open a websocket (a console stream) with this client's TLS rules, auth and request record.
+
+        ``path`` is relative to the base URL or absolute; the client's auth headers go only to its
+        own host, so an absolute URL elsewhere gets none. Never retried: a console ticket is single
+        use. A refused upgrade maps like any answer (404 missing, 401/403 auth, 5xx unknown); a
+        connection failure or timeout is :class:`UpstreamUnavailable`/:class:`UpstreamTimeout`.
+        """
+        request = self._http.build_request("GET", path, params=params)
+        target = request.url
+        headers = {"User-Agent": "vpsbridge"}
+        if target.host == httpx2.URL(self.base_url).host:
+            headers.update(await self.request_headers())
+        ws_url = str(target.copy_with(scheme="wss" if target.scheme == "https" else "ws"))
+        url = redact.redact_url(str(target), self._secrets)
+        ssl_option: ssl.SSLContext | None = None
+        if target.scheme == "https":
+            ssl_option = (
+                self._verify if isinstance(self._verify, ssl.SSLContext) else ssl.create_default_context()
+            )
+            if self._verify is False:
+                ssl_option.check_hostname = False
+                ssl_option.verify_mode = ssl.CERT_NONE
+        started = time.perf_counter()
+        try:
+            connection = await ws_connect(
+                ws_url,
+                additional_headers=headers,
+                subprotocols=[*subprotocols] or None,  # type: ignore[list-item]
+                ssl=ssl_option,
+                open_timeout=self._connect_timeout,
+                proxy=None,
+                max_size=None,
+                compression=None,
+                user_agent_header=None,
+            )
+        except InvalidStatus as exc:
+            duration = time.perf_counter() - started
+            answer = exc.response
+            response = httpx2.Response(
+                answer.status_code,
+                headers=list(answer.headers.raw_items()),
+                content=bytes(answer.body or b""),
+            )
+            body = redact.redact_body(
+                response.content, response.headers.get("content-type"), self._secrets, self.log_body_bytes
+            )
+            error = self._map_error("GET", url, response, body)
+            self._observe("GET", url, answer.status_code, duration, error.outcome, None, body, str(error), 1)
+            raise error from None
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            duration = time.perf_counter() - started
+            kind = "timed out" if isinstance(exc, TimeoutError) else "failed"
+            message = self.redact_text(f"{self.name}: websocket {url} {kind}: {type(exc).__name__}: {exc}")
+            self._observe("GET", url, None, duration, "unknown", None, None, message, 1)
+            cls = UpstreamTimeout if isinstance(exc, TimeoutError) else UpstreamUnavailable
+            raise cls(message, client=self.name, method="GET", url=url) from None
+        self._observe("GET", url, 101, time.perf_counter() - started, "value", None, None, None, 1)
+        return WebSocketStream(connection)
 
     def _backoff_hook(self, exc: Exception) -> bool | float:
         if not isinstance(exc, _RetryableError):

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from vpsbridge.sim.proxmox.console import vncwebsocket
 from vpsbridge.sim.proxmox.params import validate
 from vpsbridge.sim.proxmox.state import Principal, ProxmoxState, PveError, SimVM, _bool
 
@@ -61,6 +62,9 @@ class ProxmoxSimApp:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if scope["type"] == "websocket":
+            await vncwebsocket(self.state, scope, receive, send)
+            return
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
@@ -522,7 +526,7 @@ class ProxmoxSimApp:
                     raise PveError(500, f"VM {vm.vmid} not running")
                 port = 5900 + len(sim.vnc_tickets) % 100
                 ticket = f"PVEVNC:{secrets.token_hex(4).upper()}::{secrets.token_urlsafe(24)}"
-                sim.vnc_tickets[ticket] = (vm.vmid, port, sim.now() + 40)
+                sim.vnc_tickets[ticket] = (vm.vmid, port, sim.now() + 40, pr.name)
                 task = sim.start_task(vm.node, kind, str(vm.vmid), pr.name, None, seconds=40)
                 out = {"port": str(port), "ticket": ticket, "user": pr.name, "upid": task.upid}
                 if kind == "vncproxy":

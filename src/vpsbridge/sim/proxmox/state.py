@@ -251,7 +251,8 @@ class ProxmoxState:
         self.latency: list[tuple[str, re.Pattern[str], float]] = []
         self.file_locks: dict[int, float] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
-        self.vnc_tickets: dict[str, tuple[int, int, float]] = {}
+        #: vncticket -> (vmid, port, valid until, user who asked): PVE binds a ticket to all four.
+        self.vnc_tickets: dict[str, tuple[int, int, float, str]] = {}
         #: The real VNC server (host, port) behind every VM's ``vncwebsocket``; ``None`` = no console.
         self.console_backend: tuple[str, int] | None = None
         self.mac_prefix = "BC:24:11"

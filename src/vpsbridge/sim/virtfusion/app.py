@@ -21,9 +21,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from vpsbridge.platforms.virtfusion.scopes import scope_for
+from vpsbridge.sim.console import serve_console
 from vpsbridge.sim.virtfusion import render
 from vpsbridge.sim.virtfusion.state import (
     Credit,
@@ -540,6 +542,18 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
             server.vnc_password = secrets.token_urlsafe(6)
         return ok({"data": {"vnc": vnc_body(server), "queueId": None}})
 
+    async def vnc_websocket(websocket: WebSocket) -> None:
+        """The panel's console websocket: the token of the latest enable, then VNC authentication."""
+        token = websocket.query_params.get("token", "")
+        server = next(
+            (s for s in sim.servers.values() if s.vnc_enabled and token and s.vnc_token == token), None
+        )
+        sim.requests.append(("WEBSOCKET", "/vnc/", 101 if server else 403))
+        if server is None:
+            await websocket.close(code=1008)  # before accept: the upgrade is refused with 403
+            return
+        await serve_console(websocket, password=server.vnc_password, backend=sim.console_backend)
+
     async def traffic(request: Request) -> Response:
         server = sim.server(path_int(request, "sid"))
         start, end = render.period(server.created)
@@ -846,6 +860,7 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
         api("/selfService/report/byUserExtRelationId/{ext}", ss_report, ["GET"]),
         api("/selfService/hourlyStats/byUserExtRelationId/{ext}", ss_hourly, ["GET"]),
         api("/selfService/credit/byUserExtRelationId/{ext}", ss_credit, ["POST"]),
+        WebSocketRoute("/vnc/", vnc_websocket),
         Route("/_sim/state", admin_state, methods=["GET"]),
         Route("/_sim/faults", admin_faults, methods=["POST", "DELETE"]),
         Route("/_sim/settings", admin_settings, methods=["POST"]),
