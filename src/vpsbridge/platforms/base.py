@@ -19,7 +19,9 @@ from typing import Any, ClassVar
 
 import httpx2
 
+from vpsbridge.http.errors import UpstreamUnavailable
 from vpsbridge.http.record import Recorder
+from vpsbridge.http.streams import ByteStream, open_tcp
 from vpsbridge.platforms.errors import (
     InsufficientCapacity,
     InvalidRequest,
@@ -212,6 +214,22 @@ class Platform(ABC):
         raise self._unsupported(Capability.TRAFFIC)
 
     async def console(self, server: ServerRef) -> ConsoleTicket:
+        raise self._unsupported(Capability.CONSOLE)
+
+    async def console_stream(self, ticket: ConsoleTicket) -> ByteStream:
+        """Open the RFB byte stream a :meth:`console` ticket leads to (before any RFB handshake).
+
+        The default handles a bare VNC server (``kind="vnc"`` with host and port); drivers whose
+        consoles are websockets override it and open them through their upstream client.
+        """
+        if ticket.kind == "vnc" and ticket.host and ticket.port:
+            try:
+                return await open_tcp(ticket.host, int(ticket.port))
+            except (OSError, TimeoutError) as exc:
+                raise UpstreamUnavailable(
+                    f"{self.type_name}: the console at {ticket.host}:{ticket.port} is not reachable: {exc}",
+                    client=self.type_name,
+                ) from exc
         raise self._unsupported(Capability.CONSOLE)
 
     async def os_templates(self, plan: Mapping[str, Any] | None = None) -> list[OsTemplate]:

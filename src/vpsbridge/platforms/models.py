@@ -138,27 +138,76 @@ class OsTemplate(_Frozen):
     features: tuple[str, ...] = ()
 
 
-class TrafficReport(_Frozen):
-    ref: ServerRef
+class TrafficMonth(_Frozen):
+    """One accounting period of a server's traffic (a calendar month, or the platform's own period)."""
+
     period_start: dt.datetime
     period_end: dt.datetime
-    rx_bytes: int = 0
-    tx_bytes: int = 0
-    limit_bytes: int | None = None
+    rx_bytes: int = Field(default=0, ge=0)
+    tx_bytes: int = Field(default=0, ge=0)
 
     @property
     def total_bytes(self) -> int:
         return self.rx_bytes + self.tx_bytes
 
 
+class TrafficReport(_Frozen):
+    """The current period's traffic (top-level fields, what usage and billing read) and its history.
+
+    ``months`` holds the periods the platform knows, newest first and at most
+    :data:`TRAFFIC_HISTORY_MONTHS`, the current one included as the first entry; a platform that
+    knows nothing about the past leaves it with just the current period. Periods before the server
+    existed are not listed.
+    """
+
+    ref: ServerRef
+    period_start: dt.datetime
+    period_end: dt.datetime
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    limit_bytes: int | None = None
+    months: tuple[TrafficMonth, ...] = ()
+    #: ``True`` when the figures are estimates (Proxmox: integrated RRD averages), not accounting.
+    estimated: bool = False
+
+    @property
+    def total_bytes(self) -> int:
+        return self.rx_bytes + self.tx_bytes
+
+    @property
+    def history(self) -> tuple[TrafficMonth, ...]:
+        """``months``, or the current period alone when the driver gave no history."""
+        if self.months:
+            return self.months
+        return (
+            TrafficMonth(
+                period_start=self.period_start,
+                period_end=self.period_end,
+                rx_bytes=max(0, self.rx_bytes),
+                tx_bytes=max(0, self.tx_bytes),
+            ),
+        )
+
+
+#: How many months of traffic history drivers report (and the portal charts).
+TRAFFIC_HISTORY_MONTHS = 12
+
+
 class ConsoleTicket(_Frozen):
-    """A short-lived way in; never a reusable credential (the relay keeps any password server-side)."""
+    """A short-lived way in; never a reusable credential (the relay keeps any password server-side).
+
+    ``url`` is the platform's console websocket (``novnc``) or ``host``/``port`` a bare VNC server
+    (``vnc``); ``password`` is what the RFB stream asks for (VirtFusion's VNC password, Proxmox's
+    vncticket). The portal relays the stream and answers that challenge itself, so neither the
+    URL's token nor the password reaches a browser.
+    """
 
     kind: Literal["novnc", "vnc", "xterm", "url"]
     url: str | None = None
     host: str | None = None
     port: int | None = None
     ticket: str | None = None
+    password: str | None = Field(default=None, repr=False)
     expires_at: dt.datetime
 
 

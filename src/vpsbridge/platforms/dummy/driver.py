@@ -312,6 +312,16 @@ class DummyPlatform(Platform):
         if target.state != "running":
             raise InvalidRequest(f"dummy: server {target.id} is {target.state}; start it first", status=422)
         ticket = secrets.token_urlsafe(16)
+        vnc = str(self.settings.get("console_vnc") or "")
+        if vnc:
+            # A real VNC server named in the settings ("host:port"): what the console relay opens.
+            host, _, port = vnc.rpartition(":")
+            return ConsoleTicket(
+                kind="vnc",
+                host=host or "127.0.0.1",
+                port=int(port),
+                expires_at=_utcnow() + dt.timedelta(seconds=60),
+            )
         return ConsoleTicket(
             kind="novnc",
             url=f"{self.url.rstrip('/')}/console/{target.id}",

@@ -44,6 +44,7 @@ from vpsbridge.core.disks import (
     system_disk,
 )
 from vpsbridge.http.errors import UpstreamAuthError, UpstreamError, UpstreamNotFound
+from vpsbridge.http.streams import ByteStream
 from vpsbridge.platforms.base import Platform
 from vpsbridge.platforms.errors import InvalidRequest, ServerLocked, ServerMissing
 from vpsbridge.platforms.models import (
@@ -859,8 +860,18 @@ class ProxmoxPlatform(Platform):
             host=httpx2.URL(base).host,
             port=port,
             ticket=ticket,
+            # Without generate-password, PVE's VNC server takes the vncticket as the password.
+            password=ticket,
             expires_at=_utcnow() + dt.timedelta(seconds=40),
         )
+
+    async def console_stream(self, ticket: ConsoleTicket) -> ByteStream:
+        """``vncwebsocket`` as the user who asked for the ticket (PVE binds it to that user and port)."""
+        if ticket.kind != "novnc" or not ticket.url:
+            return await super().console_stream(ticket)
+        client = self._console_client()
+        client.add_secret(ticket.ticket)
+        return await client.open_websocket(ticket.url)
 
     async def rrd(
         self, server: ServerRef, timeframe: str = "day", cf: str = "AVERAGE"

@@ -31,9 +31,11 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from vpsbridge.http.errors import UpstreamAuthError, UpstreamError, UpstreamNotFound
+from vpsbridge.http.streams import ByteStream
 from vpsbridge.platforms.base import Platform
 from vpsbridge.platforms.errors import InvalidRequest, ServerMissing
 from vpsbridge.platforms.models import (
+    TRAFFIC_HISTORY_MONTHS,
     Backup,
     Capability,
     CapacityReport,
@@ -50,6 +52,7 @@ from vpsbridge.platforms.models import (
     ServerSpec,
     TaskHandle,
     TaskState,
+    TrafficMonth,
     TrafficReport,
 )
 from vpsbridge.platforms.virtfusion.client import PowerVerb, VirtFusionClient, panel_base
@@ -89,6 +92,15 @@ def _parse_time(value: Any) -> dt.datetime:
     except ValueError:
         return _utcnow()
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _has_time(value: Any) -> bool:
+    text = str(value or "").strip().replace("Z", "+00:00")
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _sid(server: ServerRef) -> int:
@@ -570,20 +582,42 @@ class VirtFusionPlatform(Platform):
     # --- usage, console, templates, backups ------------------------------------------------------
 
     async def traffic(self, server: ServerRef) -> TrafficReport:
+        """The current period and up to 12 before it, from ``data.monthly[]`` (newest first).
+
+        VirtFusion's periods run from the server's creation day (6th to 5th), not calendar months;
+        they are passed on as they are. Entries without a readable start are skipped rather than
+        dated "now", so one odd row cannot pose as the current month.
+        """
         data = await self.client.traffic(_sid(server))
-        months = data.get("monthly") or []
-        if not months:
+        rows = [m for m in data.get("monthly") or [] if isinstance(m, dict) and _has_time(m.get("start"))]
+        if not rows:
             now = _utcnow()
             return TrafficReport(ref=server, period_start=now, period_end=now)
-        current = months[0]
+        months = tuple(
+            sorted(
+                (
+                    TrafficMonth(
+                        period_start=_parse_time(m.get("start")),
+                        period_end=_parse_time(m.get("end") or m.get("start")),
+                        rx_bytes=max(0, int(m.get("rx") or 0)),
+                        tx_bytes=max(0, int(m.get("tx") or 0)),
+                    )
+                    for m in rows
+                ),
+                key=lambda m: m.period_start,
+                reverse=True,
+            )[:TRAFFIC_HISTORY_MONTHS]
+        )
+        current = max(rows, key=lambda m: _parse_time(m.get("start")))
         limit_gb = int(current.get("limit") or 0)
         return TrafficReport(
             ref=server,
-            period_start=_parse_time(current.get("start")),
-            period_end=_parse_time(current.get("end")),
-            rx_bytes=int(current.get("rx") or 0),
-            tx_bytes=int(current.get("tx") or 0),
+            period_start=months[0].period_start,
+            period_end=months[0].period_end,
+            rx_bytes=months[0].rx_bytes,
+            tx_bytes=months[0].tx_bytes,
             limit_bytes=limit_gb * 1024**3 if limit_gb > 0 else None,
+            months=months,
         )
 
     async def console(self, server: ServerRef) -> ConsoleTicket:
@@ -591,14 +625,23 @@ class VirtFusionPlatform(Platform):
         data = await self.client.vnc_action(_sid(server), "enable")
         vnc = data.get("vnc") or {}
         wss = vnc.get("wss") or {}
+        self.client.add_secret(wss.get("token"), vnc.get("password"))
         return ConsoleTicket(
             kind="novnc",
             url=urljoin(self.panel_url + "/", str(wss.get("url") or "").lstrip("/")),
             host=vnc.get("ip"),
             port=vnc.get("port"),
             ticket=wss.get("token"),
+            password=vnc.get("password"),
             expires_at=_utcnow() + dt.timedelta(seconds=60),
         )
+
+    async def console_stream(self, ticket: ConsoleTicket) -> ByteStream:
+        """The panel's console websocket (``wss://<panel>/vnc/?token=``); the token is redacted."""
+        if ticket.kind != "novnc" or not ticket.url:
+            return await super().console_stream(ticket)
+        self.client.add_secret(ticket.ticket)
+        return await self.client.open_websocket(ticket.url)
 
     async def os_templates(self, plan: Mapping[str, Any] | None = None) -> list[OsTemplate]:
         package = (plan or {}).get("package_id") or self.settings.get("package_id")
