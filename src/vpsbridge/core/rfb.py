@@ -161,3 +161,15 @@ async def _refuse(channel: Channel, minor: int, reason: str) -> None:
     if minor == 8:
         data = reason.encode()
         await channel.write(struct.pack(">I", len(data)) + data)
+
+
+async def server_refuse(channel: Channel, reason: str) -> None:
+    """Be a server that refuses the connection with ``reason`` (RFC 6143 7.1.2: zero security types).
+
+    This is how an RFB client learns *why* (noVNC reports it as a security failure with the text),
+    which a websocket close reason cannot do through noVNC.
+    """
+    await channel.write(VERSION_3_8)
+    minor = _minor(await channel.read_exactly(12))
+    data = reason.encode()
+    await channel.write((struct.pack(">I", 0) if minor == 3 else b"\0") + struct.pack(">I", len(data)) + data)

@@ -606,7 +606,8 @@ async def open_console(ctx: AppContext, owned: OwnedService, actor: Actor) -> tu
     """Ask the platform for a fresh console (which rotates its token) and wrap it in a relay ticket.
 
     The platform's ticket stays on the server: the browser receives only a random relay ticket that
-    the console websocket accepts once within ``CONSOLE_TICKET_TTL`` seconds.
+    the console websocket accepts once within ``CONSOLE_TICKET_TTL`` seconds
+    (:mod:`vpsbridge.services.console_relay` opens the platform's stream for it).
     """
     platform_id = owned.platform_id
     assert platform_id is not None
@@ -621,11 +622,12 @@ async def open_console(ctx: AppContext, owned: OwnedService, actor: Actor) -> tu
     await ctx.cache.set(
         CONSOLE_TICKET_KEY + relay,
         {
-            "ticket": ticket.model_dump(mode="json"),
+            # Sealed: the cache may be a shared Redis, and the ticket holds the console password.
+            "ticket": ctx.secrets.encrypt_json(ticket.model_dump(mode="json")),
             "service_id": owned.id,
             "client_id": owned.client_id,
             "platform_type": owned.platform_type,
-            "platform_url_key": owned.platform_id,
+            "platform_id": owned.platform_id,
         },
         CONSOLE_TICKET_TTL,
     )
