@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,10 +19,11 @@ from portal_support import PortalWorld
 from provisioning_support import ACTOR
 
 from conftest import require, require_binary
-from vpsbridge.services import portal
+from vpsbridge.services import platforms, portal
+from vpsbridge.services.context import AppContext
+from vpsbridge.sim.vncdisplay import VncDisplay
 from vpsbridge.web import docs
 from vpsbridge.web.app import create_app
-from vpsbridge.web.portal.console import EXTRAS_CONSOLE_TARGETS
 
 world = portal_support.world
 pworld = portal_support.pworld
@@ -47,38 +47,25 @@ def _free_port() -> int:
         return port
 
 
-async def _start_xvnc() -> tuple[subprocess.Popen[bytes], int]:
-    binary = require_binary("Xvnc")
-    port = _free_port()
-    display = 40 + port % 50
-    proc = subprocess.Popen(
-        [
-            binary,
-            f":{display}",
-            "-rfbport",
-            str(port),
-            "-localhost",
-            "-SecurityTypes",
-            "None",
-            "-geometry",
-            "800x500",
-            "-depth",
-            "24",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            banner = await asyncio.wait_for(reader.read(12), 2)
-            writer.close()
-            if banner.startswith(b"RFB"):
-                return proc, port
-        except OSError:
-            await asyncio.sleep(0.1)
-    proc.terminate()
-    pytest.fail("Xvnc did not start")
+#: Counts the drawn pixels of the noVNC canvas: (pixels that are not black, distinct colours).
+CANVAS_PIXELS = """() => {
+  const canvas = document.querySelector('#screen canvas');
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let lit = 0; const colours = new Set();
+  for (let i = 0; i < data.length; i += 4 * 7) {
+    if (data[i] + data[i + 1] + data[i + 2] > 30) lit++;
+    colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+  }
+  return [lit, colours.size];
+}"""
+
+
+async def _point_dummy_console_at(ctx: AppContext, display: VncDisplay) -> None:
+    """The in-memory platform's consoles lead to the real VNC server (its ``console_vnc`` setting)."""
+    for item in await platforms.list_platforms(ctx):
+        if item.type == "dummy":
+            settings = {**item.settings, "console_vnc": f"{display.host}:{display.port}"}
+            await platforms.update_platform(ctx, item.name, {"settings": settings}, ACTOR)
 
 
 @pytest.mark.slow
@@ -89,9 +76,10 @@ async def test_portal_in_chromium(pworld: PortalWorld, db_url: str) -> None:
     from playwright.async_api import async_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
-    xvnc, vnc_port = await _start_xvnc()
+    require_binary("Xvnc")
+    display = await VncDisplay(banner="vpsbridge console test").start()
     ctx = pworld.ctx
-    ctx.extras[EXTRAS_CONSOLE_TARGETS] = {"dummy": ("127.0.0.1", vnc_port)}
+    await _point_dummy_console_at(ctx, display)
     port = _free_port()
     app = create_app(context=ctx, migrate=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
@@ -156,6 +144,9 @@ async def test_portal_in_chromium(pworld: PortalWorld, db_url: str) -> None:
                 await popup.wait_for_url("**/console")
                 await popup.wait_for_selector("body[data-connected='1']", timeout=15000)
                 await popup.wait_for_timeout(800)
+                lit, colours = await popup.evaluate(CANVAS_PIXELS)
+                assert lit > 1000, "the console canvas is black: nothing of the VNC screen arrived"
+                assert colours > 2, "the console canvas is one flat colour, not the drawn screen"
                 await popup.screenshot(path=str(SHOTS / "portal-console.png"))
                 await popup.close()
 
@@ -182,7 +173,6 @@ async def test_portal_in_chromium(pworld: PortalWorld, db_url: str) -> None:
     finally:
         server.should_exit = True
         await serving
-        xvnc.terminate()
-        xvnc.wait(timeout=10)
+        display.stop()
     csp_problems = [p for p in problems if "Content Security Policy" in p or "page error" in p]
     assert csp_problems == []
