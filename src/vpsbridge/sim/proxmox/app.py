@@ -14,7 +14,6 @@ import asyncio
 import json
 import re
 import secrets
-import time
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from vpsbridge.sim.proxmox import rrd
 from vpsbridge.sim.proxmox.console import vncwebsocket
 from vpsbridge.sim.proxmox.params import validate
 from vpsbridge.sim.proxmox.state import Principal, ProxmoxState, PveError, SimVM, _bool
@@ -494,27 +494,7 @@ class ProxmoxSimApp:
         def rrddata(pr: Principal, p: dict[str, str]) -> Any:
             vm = vm_of(p)
             need(pr, p, "VM.Audit")
-            step = {"hour": 60, "day": 60, "week": 1800, "month": 21600, "year": 604800}[p["timeframe"]]
-            points = 70 if p["timeframe"] == "hour" else 1440 if p["timeframe"] == "day" else 70
-            now = int(time.time()) // step * step
-            running = vm.status == "running"
-            seed = vm.vmid % 7 + 1
-            return [
-                {
-                    "time": now - (points - i) * step,
-                    "netin": float(1000 * seed) if running else 0.0,
-                    "netout": float(600 * seed) if running else 0.0,
-                    "cpu": 0.02 * seed if running else 0.0,
-                    "maxcpu": vm.cores(),
-                    "mem": float(vm.memory_mb() * 1024**2 * 0.3) if running else 0.0,
-                    "maxmem": float(vm.memory_mb() * 1024**2),
-                    "disk": 0.0,
-                    "maxdisk": float(sim.vm_disk_size(vm)),
-                    "diskread": 0.0,
-                    "diskwrite": 0.0,
-                }
-                for i in range(points)
-            ]
+            return rrd.rows(sim, vm, p["timeframe"])
 
         r("GET", "/nodes/{node}/qemu/{vmid}/rrddata", rrddata)
 

@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket
 from vpsbridge.platforms.virtfusion.scopes import scope_for
 from vpsbridge.sim.console import serve_console
 from vpsbridge.sim.virtfusion import render
+from vpsbridge.sim.virtfusion import traffic as traffic_history
 from vpsbridge.sim.virtfusion.state import (
     Credit,
     Fault,
@@ -556,29 +557,7 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
 
     async def traffic(request: Request) -> Response:
         server = sim.server(path_int(request, "sid"))
-        start, end = render.period(server.created)
-        months = []
-        for n in range(2):
-            rx, tx = (
-                (server.rx_bytes, server.tx_bytes) if n == 0 else (server.rx_bytes // 3, server.tx_bytes // 3)
-            )
-            months.append(
-                {
-                    "month": 2 - n,
-                    "start": start.strftime("%Y-%m-%d %H:%M:%S"),
-                    "end": end.strftime("%Y-%m-%d %H:%M:%S"),
-                    "rx": rx,
-                    "tx": tx,
-                    "total": rx + tx,
-                    "limit": server.traffic + sum(b.amount_gb for b in server.blocks if b.month == 1)
-                    if n == 0
-                    else server.traffic,
-                    "blocks": [
-                        {"id": b.id, "traffic": b.amount_gb} for b in server.blocks if n == 0 and b.month == 1
-                    ],
-                }
-            )
-        return ok({"data": {"monthly": months}})
+        return ok({"data": {"monthly": traffic_history.monthly(server, utcnow())}})
 
     async def blocks_get(request: Request) -> Response:
         server = sim.server(path_int(request, "sid"))
