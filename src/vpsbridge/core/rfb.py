@@ -77,8 +77,8 @@ def vnc_auth_response(password: str, challenge: bytes) -> bytes:
     """The answer to a 16-byte VNC authentication challenge: DES-ECB of it under the password key."""
     if len(challenge) != 16:
         raise RfbError("the VNC authentication challenge must be 16 bytes")
-    # Single DES is TripleDES with one 8-byte key; VNC authentication is defined with DES.
-    encryptor = Cipher(TripleDES(_des_key(password)), modes.ECB()).encryptor()  # noqa: S305 - RFB's DES
+    # VNC authentication is defined with single DES; TripleDES (EDE) with three equal keys is exactly that.
+    encryptor = Cipher(TripleDES(_des_key(password) * 3), modes.ECB()).encryptor()  # noqa: S305 - RFB's DES
     return encryptor.update(challenge) + encryptor.finalize()
 
 
