@@ -279,3 +279,30 @@ def test_simulator_parameter_tables_follow_the_schema(schema: Schema) -> None:
         if official is None or official.get("type") != spec.type:
             problems.append(f"config key {name}: {official and official.get('type')} vs {spec.type}")
     assert problems == []
+
+
+async def test_console_websocket_url_matches_the_schema(schema: Schema) -> None:
+    """The relay opens ``vncwebsocket`` (a websocket, so it bypasses the recorded transport): its path
+    and query parameters must be the schema's, and every parameter value must pass its rules."""
+    env = make_env()
+    try:
+        vmid = await env.driver.next_vmid()
+        task = await env.driver.clone(9000, vmid, name=f"vps{vmid}")
+        await env.driver.wait(task)
+        assert task.server is not None
+        await env.driver.wait(await env.driver.power(task.server, "start"))
+        ticket = await env.driver.console(task.server)
+    finally:
+        await env.driver.aclose()
+    assert ticket.url is not None
+    url = ticket.url.split("/api2/json", 1)[1]
+    path, _, query = url.partition("?")
+    key = _template_for(schema, "GET", path)
+    assert key == "GET /nodes/{node}/qemu/{vmid}/vncwebsocket"
+    props = schema[key]["parameters"]["properties"]
+    params = dict(part.split("=", 1) for part in query.split("&"))
+    assert set(params) == {"port", "vncticket"}
+    for name, value in params.items():
+        spec = _property(props, name)
+        assert spec is not None, name
+        assert _violations(spec, value) == [], name
