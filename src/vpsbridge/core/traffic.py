@@ -190,3 +190,51 @@ def samples_with_steps(points: Iterable[tuple[float, float | None, float | None]
             step = 0.0
         out.append(RateSample(start=t, step=step, rx=rx, tx=tx))
     return out
+
+
+def _series_start(samples: list[RateSample]) -> float | None:
+    return min((s.start for s in samples), default=None)
+
+
+def _estimate(samples: list[RateSample], window: Window) -> Integrated:
+    """Bytes in ``window``, scaled up when the series does not reach back to the window's start.
+
+    A series that already has data in its first row means the guest existed before the series
+    began, so the uncovered part of the window is assumed to look like the covered part. A series
+    whose first rows are empty began before the guest, so nothing is extrapolated.
+    """
+    got = integrate(samples, window)
+    begin = _series_start(samples)
+    if begin is None or not got.has_data or begin <= window.start.timestamp():
+        return got
+    first = min(samples, key=lambda s: s.start)
+    if not first.has_data:
+        return got
+    factor = window.seconds / got.covered if got.covered else 1.0
+    return Integrated(got.rx * factor, got.tx * factor, window.seconds)
+
+
+def estimate_months(
+    coarse: list[RateSample], fine: list[RateSample], windows: list[Window]
+) -> list[tuple[Window, Integrated]]:
+    """Per-month estimates from RRD averages, newest first, for ``windows`` (newest first).
+
+    The first window (the current month) uses the ``fine`` series where it reaches and the
+    ``coarse`` one for any earlier part of the month; older months use ``coarse`` alone. Months
+    with no data at all (before the guest existed) are left out; the current month always stays.
+    """
+    out: list[tuple[Window, Integrated]] = []
+    fine_begin = _series_start([s for s in fine if s.step > 0])
+    for index, window in enumerate(windows):
+        if index == 0 and fine_begin is not None:
+            split = max(window.start, dt.datetime.fromtimestamp(fine_begin, tz=window.start.tzinfo))
+            recent = integrate(fine, window.clip(start=split))
+            earlier = _estimate(coarse, window.clip(end=split)) if split > window.start else Integrated()
+            total = Integrated(
+                recent.rx + earlier.rx, recent.tx + earlier.tx, recent.covered + earlier.covered
+            )
+        else:
+            total = _estimate(coarse, window)
+        if index == 0 or total.has_data:
+            out.append((window, total))
+    return out

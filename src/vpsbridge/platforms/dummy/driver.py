@@ -16,15 +16,18 @@ and ``task_seconds`` (how long tasks take, default 2 s).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vpsbridge.core.traffic import Window, add_months, calendar_months
 from vpsbridge.http.errors import UpstreamAuthError
 from vpsbridge.platforms.base import Platform
 from vpsbridge.platforms.dummy.cloud import TEMPLATES, DummyCloud, DummyServer
 from vpsbridge.platforms.errors import InvalidRequest
 from vpsbridge.platforms.models import (
+    TRAFFIC_HISTORY_MONTHS,
     Backup,
     Capability,
     CapacityReport,
@@ -39,6 +42,7 @@ from vpsbridge.platforms.models import (
     ServerRef,
     ServerSpec,
     TaskHandle,
+    TrafficMonth,
     TrafficReport,
 )
 
@@ -59,6 +63,21 @@ REQUIRED_SCOPES: dict[str, str] = {
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _stable(*parts: object) -> float:
+    """A number in [0, 1) fixed by ``parts``: the in-memory platform's history must not change per view."""
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _past_month(target: DummyServer, window: Window) -> tuple[int, int]:
+    """(rx, tx) of an earlier month: 5-150 GB around the server's own level, for the days it existed."""
+    share = window.clip(start=target.created_at).seconds / window.seconds if window.seconds else 0.0
+    level = 5 + 145 * _stable("level", target.id)
+    volume = level * (0.6 + 0.8 * _stable("month", target.id, window.start.date())) * 1024**3 * share
+    sent = 0.2 + 0.6 * _stable("ratio", target.id)
+    return int(volume * (1 - sent)), int(volume * sent)
 
 
 class DummyPlatform(Platform):
@@ -293,17 +312,36 @@ class DummyPlatform(Platform):
     # --- usage, console, templates, backups ---------------------------------------------------------
 
     async def traffic(self, server: ServerRef) -> TrafficReport:
+        """Calendar months since the server was created (at most 12), newest first.
+
+        This month is the server's live counters (``rx_bytes``/``tx_bytes``, which tests set);
+        earlier months are a stable made-up history derived from the server id and the month, scaled
+        to the part of the month the server existed, so every view of it agrees.
+        """
         self._enter("traffic", "servers:read")
         target = self.cloud.server(server)
         now = _utcnow()
-        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        months: list[TrafficMonth] = []
+        for index, window in enumerate(calendar_months(now, TRAFFIC_HISTORY_MONTHS)):
+            if index and window.end <= target.created_at:
+                break
+            rx, tx = (target.rx_bytes, target.tx_bytes) if index == 0 else _past_month(target, window)
+            months.append(
+                TrafficMonth(
+                    period_start=window.start,
+                    period_end=add_months(window.start, 1),
+                    rx_bytes=rx,
+                    tx_bytes=tx,
+                )
+            )
         return TrafficReport(
             ref=target.ref,
-            period_start=start,
-            period_end=now,
+            period_start=months[0].period_start,
+            period_end=months[0].period_end,
             rx_bytes=target.rx_bytes,
             tx_bytes=target.tx_bytes,
             limit_bytes=None if target.traffic_gb is None else target.traffic_gb * 1024**3,
+            months=tuple(months),
         )
 
     async def console(self, server: ServerRef) -> ConsoleTicket:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
 import re
 import secrets
 import string
@@ -43,11 +42,19 @@ from vpsbridge.core.disks import (
     parse_property_string,
     system_disk,
 )
+from vpsbridge.core.traffic import (
+    RateSample,
+    add_months,
+    calendar_months,
+    estimate_months,
+    samples_with_steps,
+)
 from vpsbridge.http.errors import UpstreamAuthError, UpstreamError, UpstreamNotFound
 from vpsbridge.http.streams import ByteStream
 from vpsbridge.platforms.base import Platform
 from vpsbridge.platforms.errors import InvalidRequest, ServerLocked, ServerMissing
 from vpsbridge.platforms.models import (
+    TRAFFIC_HISTORY_MONTHS,
     Capability,
     CapacityReport,
     Check,
@@ -61,6 +68,7 @@ from vpsbridge.platforms.models import (
     ServerInfo,
     ServerRef,
     TaskHandle,
+    TrafficMonth,
     TrafficReport,
 )
 from vpsbridge.platforms.proxmox.client import ProxmoxClient, decode_sshkeys, encode_sshkeys
@@ -880,19 +888,38 @@ class ProxmoxPlatform(Platform):
         return [p for p in data or [] if isinstance(p, dict)]
 
     async def traffic(self, server: ServerRef) -> TrafficReport:
-        """This month's traffic from RRD averages: sum of rate x step (bytes), received and sent."""
+        """Estimated traffic per calendar month (this one and up to 11 before it) from RRD averages.
+
+        Proxmox keeps no traffic accounting, only averaged rates (bytes/s) per step. This month uses
+        the ``month`` timeframe (30 min rows on PVE 9, 12 h before), earlier months the ``year``
+        timeframe (6 h rows on PVE 9, one week before); each is rate x step, split where a row
+        straddles a month boundary. A month the series reaches only partly is scaled up when the
+        guest existed before the series began. The report is marked ``estimated``.
+        """
         now = _utcnow()
-        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        points = sorted(await self.rrd(server, "month"), key=lambda p: int(p.get("time", 0)))
-        rx = tx = 0.0
-        for prev, point in itertools.pairwise(points):
-            step = int(point["time"]) - int(prev["time"])
-            if int(point["time"]) < start.timestamp() or step <= 0:
-                continue
-            rx += float(point.get("netin") or 0) * step
-            tx += float(point.get("netout") or 0) * step
         ref = await self._resolve(server)
-        return TrafficReport(ref=ref, period_start=start, period_end=now, rx_bytes=int(rx), tx_bytes=int(tx))
+        coarse = _rate_samples(await self.rrd(ref, "year"))
+        fine = _rate_samples(await self.rrd(ref, "month"))
+        estimates = estimate_months(coarse, fine, calendar_months(now, TRAFFIC_HISTORY_MONTHS))
+        months = tuple(
+            TrafficMonth(
+                period_start=window.start,
+                period_end=add_months(window.start, 1),
+                rx_bytes=int(total.rx),
+                tx_bytes=int(total.tx),
+            )
+            for window, total in estimates
+        )
+        current = months[0]
+        return TrafficReport(
+            ref=ref,
+            period_start=current.period_start,
+            period_end=current.period_end,
+            rx_bytes=current.rx_bytes,
+            tx_bytes=current.tx_bytes,
+            months=months,
+            estimated=True,
+        )
 
     async def os_templates(self, plan: Mapping[str, Any] | None = None) -> list[OsTemplate]:
         """Template VMs in the cluster; ``plan["os_templates"]`` (VMIDs or names) narrows the list."""
@@ -920,6 +947,20 @@ class ProxmoxPlatform(Platform):
         ref = await self._resolve(ServerRef(external_id=str(template)))
         assert ref.node is not None
         return ref.node
+
+
+def _rate(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _rate_samples(points: list[dict[str, Any]]) -> list[RateSample]:
+    """``rrddata`` rows as rate samples; rows without values (before the VM existed) stay empty."""
+    return samples_with_steps(
+        (float(p["time"]), _rate(p.get("netin")), _rate(p.get("netout"))) for p in points if "time" in p
+    )
 
 
 async def wait_unlocked(
