@@ -3,8 +3,9 @@
 The command only orchestrates; what the demo *contains* comes from the ``vpsbridge.demo`` entry points
 (see :mod:`vpsbridge.services.demo`). Order of events: bind the web port (so every printed URL is
 final), migrate the demo's SQLite database, run every contribution's ``seed``, start the loopback
-servers they registered, run their ``start`` hooks, then serve the web app with its embedded worker
-until Ctrl-C or SIGTERM, and shut everything down in reverse.
+servers they registered, run their ``start`` hooks, provision the sample client's services (the
+creates only; their deploy jobs run in the worker after the banner is printed), then serve the web
+app with its embedded worker until Ctrl-C or SIGTERM, and shut everything down in reverse.
 
 All uvicorn servers here run with signal capture disabled: the demo installs one SIGINT/SIGTERM handler
 on the event loop and stops every server itself, so the process exits with code 0 and no traceback.
@@ -31,6 +32,7 @@ from rich.table import Table
 from vpsbridge.cli._runtime import err_console, settings_for
 from vpsbridge.config import Settings
 from vpsbridge.services.demo import DemoContext, bind_loopback, load_contributions, seed_all, start_all
+from vpsbridge.services.demo_sample import provision_samples
 
 #: Written into a demo data directory so ``--reset`` never deletes a directory it did not create.
 MARKER = ".vpsbridge-demo"
@@ -122,6 +124,7 @@ async def _main(settings: Settings, sock: socket.socket, data_dir: Path, web_url
                 err_console.print("vpsbridge demo: a demo server failed to start; see the log above")
                 return 1
         await start_all(demo, contributions)
+        await provision_samples(demo)
 
         app = create_app(context=ctx, with_worker=True, migrate=False)
         for mount in demo.mounts:

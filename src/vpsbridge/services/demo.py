@@ -17,6 +17,12 @@ A simulator reaches the demo in one of two ways: ``ctx.serve_asgi(name, app)`` b
 *at once* and returns its URL (so ``seed`` can store that URL in a platform row before the server
 runs), or ``ctx.mount(path, app)`` mounts the app inside the web process and returns its URL.
 
+A simulated platform also offers the demo's shared pieces: ``await ctx.console_display()`` starts (once)
+the headless VNC server whose screen every simulated console shows and stops it when the demo ends;
+``ctx.add_sample_service(...)`` registers a service that :mod:`vpsbridge.services.demo_sample`
+provisions for the sample client after every ``start`` hook; ``ctx.add_dns_network(...)`` names an
+address range the platform hands out itself, whose reverse zone the demo's DNS then serves.
+
 This module also holds the foundation's own contribution (entry point ``foundation``): an operator
 account, an API token, a platform on the in-memory ``dummy`` driver, two products and two IP pools.
 """
@@ -34,12 +40,18 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from vpsbridge.services.context import AppContext
 
+if TYPE_CHECKING:
+    from vpsbridge.services.demo_sample import SampleService
+    from vpsbridge.sim.vncdisplay import VncDisplay
+
 ENTRY_POINT_GROUP = "vpsbridge.demo"
 LOOPBACK = "127.0.0.1"
+#: What the demo's console screen says, so a screenshot shows at once which system drew it.
+CONSOLE_BANNER = "vpsbridge demo console"
 
 
 @runtime_checkable
@@ -93,6 +105,13 @@ class DemoContext:
     lines: list[str] = field(default_factory=list)
     servers: list[DemoServer] = field(default_factory=list)
     mounts: list[DemoMount] = field(default_factory=list)
+    #: Services the demo keeps provisioned for its sample client (see :mod:`.demo_sample`).
+    samples: list[SampleService] = field(default_factory=list)
+    #: Address ranges a simulated platform hands out itself (not from an IP pool); the demo's DNS
+    #: serves their reverse zones so a client can set reverse DNS on those addresses too.
+    dns_networks: list[str] = field(default_factory=list)
+    _console: VncDisplay | None = None
+    _console_tried: bool = False
     _cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -104,6 +123,46 @@ class DemoContext:
 
     def add_line(self, text: str) -> None:
         self.lines.append(text)
+
+    def add_sample_service(self, sample: SampleService) -> None:
+        self.samples.append(sample)
+
+    def add_dns_network(self, network: str) -> None:
+        if network not in self.dns_networks:
+            self.dns_networks.append(network)
+
+    async def console_display(self) -> tuple[str, int] | None:
+        """The ``(host, port)`` of the demo's one VNC server, started on first use; ``None`` without Xvnc.
+
+        Every simulator puts the same screen behind its consoles: one Xvnc is enough to show that the
+        console path works end to end, and each extra X server would slow the demo's start. When
+        TigerVNC is not installed the demo says so once and runs without consoles.
+        """
+        if self._console_tried:
+            return None if self._console is None else (self._console.host, self._console.port)
+        self._console_tried = True
+        from vpsbridge.sim.vncdisplay import VncDisplay, VncDisplayError, xvnc_binary
+
+        if xvnc_binary() is None:
+            self.add_line(
+                "Consoles: not available; they need Xvnc (Debian: apt-get install "
+                "tigervnc-standalone-server x11-xserver-utils x11-utils)"
+            )
+            return None
+        display = VncDisplay(banner=CONSOLE_BANNER)
+        try:
+            await display.start()
+        except VncDisplayError as exc:
+            display.stop()
+            self.add_line(f"Consoles: not available; {exc}")
+            return None
+        self._console = display
+
+        async def stop_display() -> None:
+            display.stop()
+
+        self.on_close(stop_display)
+        return display.host, display.port
 
     def serve_asgi(self, name: str, app: Any, *, port: int | None = None) -> str:
         """Bind a loopback port for ``app`` now and return its base URL; the demo serves it later.

@@ -4,7 +4,11 @@ The cluster has nodes ``pve1..pve3`` with local LVM-thin storage each plus a sha
 cloud-init templates for Debian 12, Ubuntu 24.04 and AlmaLinux 9 on ``pve1``. The simulator is
 served on its own loopback port and the ``demo-proxmox`` platform points at it, so the driver talks
 HTTP exactly as to a real cluster. Seeding is idempotent: the platform is created once (only its URL
-and token are refreshed), the product is created when missing.
+and token are refreshed), the product and the IPv4 pool (RFC 5737 TEST-NET-2, because Proxmox leaves
+addressing to vpsbridge) are created when missing.
+
+The sample client gets one service on the product (see :mod:`vpsbridge.services.demo_sample`), and the
+VMs' consoles show the demo's VNC screen when Xvnc is installed (``start``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from vpsbridge.services.demo import DemoContext
+from vpsbridge.services.demo_sample import SampleService
+from vpsbridge.services.dns.demo import FORWARD_ZONE
 from vpsbridge.sim.proxmox.app import create_app
 from vpsbridge.sim.proxmox.cluster import TEMPLATES, standard_cluster
 from vpsbridge.sim.proxmox.state import ProxmoxState
@@ -38,6 +44,23 @@ PRODUCTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 )
 
 
+#: The addresses vpsbridge hands to the cluster's VMs.
+POOL: dict[str, Any] = {
+    "name": "demo-pve-ipv4",
+    "network": "198.51.100.0/24",
+    "range_start": "198.51.100.10",
+    "range_end": "198.51.100.250",
+    "gateway": "198.51.100.1",
+    "dns_servers": ["198.51.100.53"],
+}
+#: The sample client's service.
+SAMPLE_BILLING_ID = "demo-sample-pve"
+
+#: Simulated tasks (builds, clones, power) take a quarter of their usual time, so the sample
+#: services are active a few seconds after the banner while each step still shows in the job log.
+TIME_SCALE = 0.25
+
+
 class ProxmoxDemo:
     name = "proxmox"
     order = 30
@@ -46,12 +69,14 @@ class ProxmoxDemo:
         self.state: ProxmoxState | None = None
 
     async def seed(self, ctx: DemoContext) -> None:
-        from vpsbridge.services import platforms, products
+        from vpsbridge.services import platforms, pools, products
         from vpsbridge.services.audit import Actor
         from vpsbridge.services.errors import NotFound
 
         actor = Actor.system("demo")
-        self.state, info = standard_cluster(ProxmoxState(), token_secret=DEMO_TOKEN_SECRET)
+        self.state, info = standard_cluster(
+            ProxmoxState(time_scale=TIME_SCALE), token_secret=DEMO_TOKEN_SECRET
+        )
         url = ctx.serve_asgi("proxmox-sim", create_app(self.state), port=PORT)
         credentials = {
             "token_id": info.token_id,
@@ -95,12 +120,35 @@ class ProxmoxDemo:
                     },
                     actor,
                 )
+        try:
+            await pools.get_pool(ctx.app, POOL["name"])
+        except NotFound:
+            await pools.create_pool(ctx.app, {**POOL, "platform": PLATFORM}, actor)
         ctx.add_link("Proxmox VE simulator (API)", f"{url}/api2/json/version")
         ctx.add_line(
             f"Proxmox simulator: nodes {', '.join(info.nodes)}; templates "
             + ", ".join(f"{vmid} {name}" for vmid, name, _ in TEMPLATES)
             + f"; token {info.token_id}"
         )
+        ctx.add_sample_service(
+            SampleService(
+                billing_service_id=SAMPLE_BILLING_ID,
+                product=PRODUCTS[0][0],
+                platform=PLATFORM,
+                hostname=f"ada-pve.{FORWARD_ZONE}",
+                label="Proxmox",
+                server_exists=self.holds,
+            )
+        )
+
+    def holds(self, external_id: str) -> bool:
+        """Whether the running simulator has this VM (it forgets everything between runs)."""
+        return self.state is not None and external_id.isdigit() and int(external_id) in self.state.vms
+
+    async def start(self, ctx: DemoContext) -> None:
+        backend = await ctx.console_display()
+        if backend is not None and self.state is not None:
+            self.state.console_backend = backend
 
 
 #: The object the ``proxmox`` entry point names.
