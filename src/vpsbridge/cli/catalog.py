@@ -175,6 +175,59 @@ def _yes_or_abort(yes: bool, question: str) -> None:
         raise typer.Abort()
 
 
+def _report_added(item: Any, noun: str, as_json: bool, detail: str = "") -> None:
+    """What every ``add`` prints: the object as JSON, or one line with its name and id."""
+    if as_json:
+        _print_json(item)
+    else:
+        out.print(f"{noun} [bold]{item.name}[/bold] added (id {item.id}{detail}).")
+
+
+def _listing(
+    rows: Sequence[Any],
+    as_json: bool,
+    title: str,
+    columns: Sequence[str],
+    row: Callable[[Any], Sequence[Any]],
+) -> None:
+    """What every ``list`` prints: JSON, or a table with one ``row(item)`` per item."""
+    if as_json:
+        _print_json(rows)
+    else:
+        _table(title, columns, [row(item) for item in rows])
+
+
+def _show_and_remove(
+    app: typer.Typer,
+    noun: str,
+    *,
+    get: Callable[[AppContext, str], Awaitable[BaseModel]] | None,
+    delete: Callable[[AppContext, str, Actor], Awaitable[Any]],
+    show_help: str = "",
+    remove_help: str,
+) -> None:
+    """Register the ``show`` and ``remove`` commands a catalogue object has (by id or name)."""
+    if get is not None:
+        fetch = get
+
+        @app.command("show", help=show_help)
+        def show(
+            ctx: typer.Context,
+            ref: Annotated[str, typer.Argument(help="Id or name.")],
+            as_json: JsonOpt = False,
+        ) -> None:
+            item = _with_context(ctx, lambda c: fetch(c, ref))
+            _print_json(item) if as_json else _details(item)
+
+    @app.command("remove", help=remove_help)
+    def remove(
+        ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Id or name.")], yes: YesOpt = False
+    ) -> None:
+        _yes_or_abort(yes, f"Remove {noun} {ref}?")
+        _with_context(ctx, lambda c: delete(c, ref, _actor()))
+        out.print(f"{noun[:1].upper()}{noun[1:]} {ref} removed.")
+
+
 # --- platforms --------------------------------------------------------------------------------
 
 platform_app = typer.Typer(help="Hypervisor platforms (VirtFusion, Proxmox VE).", no_args_is_help=True)
@@ -211,37 +264,28 @@ def platform_add(
         "enabled": not disabled,
     }
     created = _with_context(ctx, lambda c: platforms.create_platform(c, data, _actor()))
-    if as_json:
-        _print_json(created)
-    else:
-        out.print(f"Platform [bold]{created.name}[/bold] added (id {created.id}).")
+    _report_added(created, "Platform", as_json)
 
 
 @platform_app.command("list")
 def platform_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List platforms."""
     rows = _with_context(ctx, platforms.list_platforms)
-    if as_json:
-        _print_json(rows)
-        return
-    _table(
+    _listing(
+        rows,
+        as_json,
         "Platforms",
         ["id", "name", "type", "url", "credentials", "tls", "enabled"],
-        [
-            (p.id, p.name, p.type, p.url, "set" if p.has_credentials else "-",
-             "verify" if p.verify_tls else "no verify", "yes" if p.enabled else "no")
-            for p in rows
-        ],
-    )  # fmt: skip
-
-
-@platform_app.command("show")
-def platform_show(
-    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Id or name.")], as_json: JsonOpt = False
-) -> None:
-    """Show one platform (credentials are never shown)."""
-    item = _with_context(ctx, lambda c: platforms.get_platform(c, ref))
-    _print_json(item) if as_json else _details(item)
+        lambda p: (
+            p.id,
+            p.name,
+            p.type,
+            p.url,
+            "set" if p.has_credentials else "-",
+            "verify" if p.verify_tls else "no verify",
+            "yes" if p.enabled else "no",
+        ),
+    )
 
 
 @platform_app.command("test")
@@ -271,14 +315,14 @@ def platform_test(
         raise typer.Exit(1)
 
 
-@platform_app.command("remove")
-def platform_remove(
-    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Id or name.")], yes: YesOpt = False
-) -> None:
-    """Delete a platform nothing uses any more."""
-    _yes_or_abort(yes, f"Remove platform {ref}?")
-    _with_context(ctx, lambda c: platforms.delete_platform(c, ref, _actor()))
-    out.print(f"Platform {ref} removed.")
+_show_and_remove(
+    platform_app,
+    "platform",
+    get=platforms.get_platform,
+    delete=platforms.delete_platform,
+    show_help="Show one platform (credentials are never shown).",
+    remove_help="Delete a platform nothing uses any more.",
+)
 
 
 # --- products ---------------------------------------------------------------------------------
@@ -327,47 +371,39 @@ def product_add(
         "enabled": not disabled,
     }
     created = _with_context(ctx, lambda c: products.create_product(c, data, _actor()))
-    if as_json:
-        _print_json(created)
-    else:
-        out.print(f"Product [bold]{created.name}[/bold] added (id {created.id}).")
+    _report_added(created, "Product", as_json)
 
 
 @product_app.command("list")
 def product_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List products."""
     rows = _with_context(ctx, products.list_products)
-    if as_json:
-        _print_json(rows)
-        return
-    _table(
+    _listing(
+        rows,
+        as_json,
         "Products",
         ["id", "name", "billing id", "platform", "stock", "buffer %", "dns zone", "enabled"],
-        [
-            (p.id, p.name, p.billing_product_id, p.platform_name, "on" if p.stock_control else "off",
-             f"{p.stock_buffer_pct:g}", p.dns_zone, "yes" if p.enabled else "no")
-            for p in rows
-        ],
-    )  # fmt: skip
+        lambda p: (
+            p.id,
+            p.name,
+            p.billing_product_id,
+            p.platform_name,
+            "on" if p.stock_control else "off",
+            f"{p.stock_buffer_pct:g}",
+            p.dns_zone,
+            "yes" if p.enabled else "no",
+        ),
+    )
 
 
-@product_app.command("show")
-def product_show(
-    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Id or name.")], as_json: JsonOpt = False
-) -> None:
-    """Show one product."""
-    item = _with_context(ctx, lambda c: products.get_product(c, ref))
-    _print_json(item) if as_json else _details(item)
-
-
-@product_app.command("remove")
-def product_remove(
-    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Id or name.")], yes: YesOpt = False
-) -> None:
-    """Delete a product no service uses."""
-    _yes_or_abort(yes, f"Remove product {ref}?")
-    _with_context(ctx, lambda c: products.delete_product(c, ref, _actor()))
-    out.print(f"Product {ref} removed.")
+_show_and_remove(
+    product_app,
+    "product",
+    get=products.get_product,
+    delete=products.delete_product,
+    show_help="Show one product.",
+    remove_help="Delete a product no service uses.",
+)
 
 
 # --- IP pools ---------------------------------------------------------------------------------
@@ -414,48 +450,40 @@ def pool_add(
         "settings": _parse_pairs(setting, "--setting", as_json=True),
     }
     created = _with_context(ctx, lambda c: pools.create_pool(c, data, _actor()))
-    if as_json:
-        _print_json(created)
-    else:
-        out.print(f"IP pool [bold]{created.name}[/bold] added (id {created.id}, {created.size} addresses).")
+    _report_added(created, "IP pool", as_json, f", {created.size} addresses")
 
 
 @pool_app.command("list")
 def pool_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List IP pools with their usage."""
     rows = _with_context(ctx, pools.list_pools)
-    if as_json:
-        _print_json(rows)
-        return
-    _table(
+    _listing(
+        rows,
+        as_json,
         "IP pools",
         ["id", "name", "network", "range", "gateway", "platform", "scope", "used", "free"],
-        [
-            (p.id, p.name, p.network,
-             f"{p.range_start or ''}-{p.range_end or ''}" if p.range_start or p.range_end else "",
-             p.gateway, p.platform_name, p.scope, p.allocated + p.reserved, p.free)
-            for p in rows
-        ],
-    )  # fmt: skip
+        lambda p: (
+            p.id,
+            p.name,
+            p.network,
+            f"{p.range_start or ''}-{p.range_end or ''}" if p.range_start or p.range_end else "",
+            p.gateway,
+            p.platform_name,
+            p.scope,
+            p.allocated + p.reserved,
+            p.free,
+        ),
+    )
 
 
-@pool_app.command("show")
-def pool_show(
-    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Id or name.")], as_json: JsonOpt = False
-) -> None:
-    """Show one IP pool."""
-    item = _with_context(ctx, lambda c: pools.get_pool(c, ref))
-    _print_json(item) if as_json else _details(item)
-
-
-@pool_app.command("remove")
-def pool_remove(
-    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Id or name.")], yes: YesOpt = False
-) -> None:
-    """Delete an IP pool without assigned addresses."""
-    _yes_or_abort(yes, f"Remove IP pool {ref}?")
-    _with_context(ctx, lambda c: pools.delete_pool(c, ref, _actor()))
-    out.print(f"IP pool {ref} removed.")
+_show_and_remove(
+    pool_app,
+    "IP pool",
+    get=pools.get_pool,
+    delete=pools.delete_pool,
+    show_help="Show one IP pool.",
+    remove_help="Delete an IP pool without assigned addresses.",
+)
 
 
 # --- DNS providers ------------------------------------------------------------------------------
@@ -483,38 +511,37 @@ def dns_add(
         "settings": _parse_pairs(setting, "--setting", as_json=True),
     }
     created = _with_context(ctx, lambda c: dns_providers.create_dns_provider(c, data, _actor()))
-    if as_json:
-        _print_json(created)
-    else:
-        out.print(f"DNS provider [bold]{created.name}[/bold] added (id {created.id}).")
+    _report_added(created, "DNS provider", as_json)
 
 
 @dns_app.command("list")
 def dns_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List DNS providers."""
     rows = _with_context(ctx, dns_providers.list_dns_providers)
-    if as_json:
-        _print_json(rows)
-        return
-    _table(
+    _listing(
+        rows,
+        as_json,
         "DNS providers",
         ["id", "name", "type", "url", "credentials", "zones", "enabled"],
-        [
-            (p.id, p.name, p.type, p.url, "set" if p.has_credentials else "-", p.zone_count,
-             "yes" if p.enabled else "no")
-            for p in rows
-        ],
-    )  # fmt: skip
+        lambda p: (
+            p.id,
+            p.name,
+            p.type,
+            p.url,
+            "set" if p.has_credentials else "-",
+            p.zone_count,
+            "yes" if p.enabled else "no",
+        ),
+    )
 
 
-@dns_app.command("remove")
-def dns_remove(
-    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Id or name.")], yes: YesOpt = False
-) -> None:
-    """Delete a DNS provider without zones."""
-    _yes_or_abort(yes, f"Remove DNS provider {ref}?")
-    _with_context(ctx, lambda c: dns_providers.delete_dns_provider(c, ref, _actor()))
-    out.print(f"DNS provider {ref} removed.")
+_show_and_remove(
+    dns_app,
+    "DNS provider",
+    get=None,
+    delete=dns_providers.delete_dns_provider,
+    remove_help="Delete a DNS provider without zones.",
+)
 
 
 # --- API tokens ---------------------------------------------------------------------------------
@@ -551,22 +578,26 @@ def token_create(
 def token_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List tokens (never their secrets)."""
     rows = _with_context(ctx, tokens.list_tokens)
-    if as_json:
-        _print_json(rows)
-        return
 
     def when(value: dt.datetime | None) -> str:
         return value.strftime("%Y-%m-%d %H:%M") if value else ""
 
-    _table(
+    _listing(
+        rows,
+        as_json,
         "API tokens",
         ["id", "name", "prefix", "scope", "active", "last used", "expires", "created by"],
-        [
-            (t.id, t.name, t.prefix, t.scope, "yes" if t.active else "no", when(t.last_used_at),
-             when(t.expires_at), t.created_by)
-            for t in rows
-        ],
-    )  # fmt: skip
+        lambda t: (
+            t.id,
+            t.name,
+            t.prefix,
+            t.scope,
+            "yes" if t.active else "no",
+            when(t.last_used_at),
+            when(t.expires_at),
+            t.created_by,
+        ),
+    )
 
 
 @token_app.command("revoke")
