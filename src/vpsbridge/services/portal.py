@@ -28,8 +28,17 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
+from vpsbridge.core.traffic import month_key, month_slots
 from vpsbridge.platforms import registry
-from vpsbridge.platforms.models import ConsoleTicket, OsTemplate, PowerAction, ServerInfo, ServerRef
+from vpsbridge.platforms.models import (
+    TRAFFIC_HISTORY_MONTHS,
+    ConsoleTicket,
+    OsTemplate,
+    PowerAction,
+    ServerInfo,
+    ServerRef,
+    TrafficReport,
+)
 from vpsbridge.services import web_sessions
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Conflict, Invalid, NotFound, ServiceError, UpstreamError
@@ -391,28 +400,60 @@ async def live_stats(ctx: AppContext, owned: OwnedService) -> dict[str, Any]:
 
 
 async def traffic(ctx: AppContext, owned: OwnedService) -> dict[str, Any]:
-    """This period's rx/tx and limit, plus up to 12 months of history when the platform keeps it."""
+    """This period's rx/tx and limit, and the chart's months (cached ``TRAFFIC_TTL``).
+
+    ``months`` runs oldest first over the last 12 calendar months (see :func:`traffic_months`), so
+    the chart and its text alternative read the same list. ``estimated`` is set when the platform
+    has no accounting and the driver estimated the figures (Proxmox).
+    """
     platform_id = owned.platform_id
     assert platform_id is not None
 
     async def fetch() -> dict[str, Any]:
         async with open_driver(ctx, platform_id) as (driver, _):
-            report = await driver.traffic(owned.ref)
-        months = [
-            {"month": report.period_start.strftime("%Y-%m"), "rx": report.rx_bytes, "tx": report.tx_bytes}
-        ]
+            report: TrafficReport = await driver.traffic(owned.ref)
         return {
             "rx": report.rx_bytes,
             "tx": report.tx_bytes,
             "limit": report.limit_bytes or 0,
             "period_start": report.period_start.isoformat(),
-            "months": months,
+            "estimated": report.estimated,
+            "months": traffic_months(report, owned.created_at),
         }
 
     try:
         return await _cached(ctx, f"portal:traffic:{owned.server_id}", TRAFFIC_TTL, fetch)
     except Exception as exc:
         raise _upstream(exc, "report traffic") from exc
+
+
+def traffic_months(report: TrafficReport, created: dt.datetime | None) -> list[dict[str, Any]]:
+    """One entry per month for the chart, oldest first, ending with the current period's month.
+
+    A month is named by the month its period starts in (VirtFusion's periods run from the creation
+    day, e.g. the 6th to the 5th, and are shown under the month they begin in). Months the platform
+    reported nothing for count as 0; months before the server existed are left out - the earlier of
+    our own record of its creation and the platform's oldest period decides, so an imported server
+    keeps the history its platform has.
+    """
+    history = report.history
+    by_month: dict[str, tuple[int, int]] = {}
+    for month in history:
+        rx, tx = by_month.get(month_key(month.period_start), (0, 0))
+        by_month[month_key(month.period_start)] = (rx + month.rx_bytes, tx + month.tx_bytes)
+    oldest = min(m.period_start for m in history)
+    born = _aware(created) if created is not None else oldest
+    slots = month_slots(report.period_start, min(born, oldest), TRAFFIC_HISTORY_MONTHS)
+    out: list[dict[str, Any]] = []
+    for slot in slots:
+        rx, tx = by_month.get(month_key(slot), (0, 0))
+        out.append({"month": month_key(slot), "rx": rx, "tx": tx})
+    return out
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """Database timestamps may come back naive (SQLite); they are stored in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)

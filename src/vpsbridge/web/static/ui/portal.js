@@ -68,6 +68,50 @@
   }
   function loadCss(href) { var l = document.createElement("link"); l.rel = "stylesheet"; l.href = href; document.head.appendChild(l); }
 
+  var RX_COLOR = "#2563eb", TX_COLOR = "#f59e0b"; /* the legend swatches in ui.css use the same */
+
+  function monthLabel(key, style) {
+    /* "2026-03" -> "Mar 26" in the page's language; the key itself if Intl cannot help */
+    try {
+      var parts = key.split("-");
+      var date = new Date(Date.UTC(Number(parts[0]), Number(parts[1]) - 1, 1));
+      var opts = style === "long" ? { month: "long", year: "numeric", timeZone: "UTC" } : { month: "short", year: "2-digit", timeZone: "UTC" };
+      return new Intl.DateTimeFormat(document.documentElement.lang || undefined, opts).format(date);
+    } catch (e) { return key; }
+  }
+
+  function fillTrafficTable(panel, months) {
+    /* the text alternative: one row per charted month, read by screen readers instead of the canvas */
+    var body = panel.querySelector("[data-traffic-table] tbody");
+    if (!body) { return; }
+    body.textContent = "";
+    months.forEach(function (m) {
+      var tr = document.createElement("tr"); tr.setAttribute("data-month", m.month);
+      var th = document.createElement("th"); th.scope = "row"; th.textContent = monthLabel(m.month, "long"); tr.appendChild(th);
+      [m.rx, m.tx].forEach(function (v) { var td = document.createElement("td"); td.textContent = fmtBytes(v); tr.appendChild(td); });
+      body.appendChild(tr);
+    });
+  }
+
+  function drawTraffic(chart, months) {
+    var xs = months.map(function (_m, i) { return i; });
+    var bars = function (align) {
+      return window.uPlot.paths && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.36, 28], align: align }) : undefined;
+    };
+    var width = Math.max(280, chart.clientWidth || 600);
+    chart.textContent = "";
+    return new window.uPlot({
+      width: width, height: 240,
+      legend: { show: false }, /* the page has its own legend above the chart */
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: false, range: [-0.6, Math.max(0.6, months.length - 0.4)] }, y: { range: function (_u, _min, max) { return [0, Math.max(1, max) * 1.1]; } } },
+      axes: [{ splits: function () { return xs; }, values: function (_u, vals) { return vals.map(function (v) { return months[v] ? monthLabel(months[v].month) : ""; }); }, grid: { show: false } },
+             { values: function (_u, vals) { return vals.map(fmtBytes); }, size: 80 }],
+      series: [{}, { label: chart.getAttribute("data-label-rx"), stroke: RX_COLOR, fill: RX_COLOR, width: 0, paths: bars(-1), points: { show: false } },
+                   { label: chart.getAttribute("data-label-tx"), stroke: TX_COLOR, fill: TX_COLOR, width: 0, paths: bars(1), points: { show: false } }]
+    }, [xs, months.map(function (m) { return m.rx; }), months.map(function (m) { return m.tx; })], chart);
+  }
+
   function initTraffic() {
     var panel = document.querySelector("[data-traffic-url]");
     if (!panel) { return; }
@@ -76,23 +120,17 @@
       .then(function (t) {
         var text = panel.querySelector("[data-traffic-text]");
         var chart = panel.querySelector("[data-traffic-chart]");
+        var months = t.months || [];
         text.textContent = fmtBytes(t.rx + t.tx) + " / " + (t.limit ? fmtBytes(t.limit) : (panel.getAttribute("data-unmetered") || "∞")) +
           " · ↓ " + fmtBytes(t.rx) + " · ↑ " + fmtBytes(t.tx);
+        var note = panel.querySelector("[data-traffic-estimated]");
+        if (note) { note.hidden = !t.estimated; }
+        fillTrafficTable(panel, months);
+        chart.setAttribute("data-months", String(months.length));
         loadCss("/static/vendor/uplot/uPlot.min.css");
         return loadScript("/static/vendor/uplot/uPlot.iife.min.js").then(function () {
-          var months = t.months || [];
-          var xs = months.map(function (_m, i) { return i; });
-          var bars = window.uPlot.paths && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.6, 40] }) : undefined;
-          var width = Math.max(280, chart.clientWidth || 600);
-          /* uPlot draws on a canvas; its own stylesheet is loaded from our origin */
-          new window.uPlot({
-            width: width, height: 220,
-            scales: { x: { time: false } },
-            axes: [{ values: function (_u, vals) { return vals.map(function (v) { return months[v] ? months[v].month : ""; }); } },
-                   { values: function (_u, vals) { return vals.map(fmtBytes); }, size: 80 }],
-            series: [{}, { label: chart.getAttribute("data-label-rx"), stroke: "#2563eb", fill: "rgba(37,99,235,.35)", paths: bars },
-                         { label: chart.getAttribute("data-label-tx"), stroke: "#f59e0b", fill: "rgba(245,158,11,.35)", paths: bars }]
-          }, [xs, months.map(function (m) { return m.rx; }), months.map(function (m) { return m.tx; })], chart);
+          drawTraffic(chart, months);
+          chart.setAttribute("data-drawn", "1");
         });
       })
       .catch(function () { var text = panel.querySelector("[data-traffic-text]"); if (text) { text.textContent = VPSB.strings.request_failed || "-"; } });
