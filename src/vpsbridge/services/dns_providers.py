@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Conflict, Invalid
 from vpsbridge.services.inputs import changes, parse_input
-from vpsbridge.services.lookup import Ref, check_name, find_by_ref, flush_or_conflict
+from vpsbridge.services.lookup import Ref, check_name, ensure_unique_name, find_by_ref, flush_or_conflict
 from vpsbridge.services.schemas import DnsProviderCreate, DnsProviderOut, DnsProviderUpdate
 from vpsbridge.store.models import DnsProvider, DnsZone
 
@@ -48,21 +48,13 @@ async def _zone_count(session: AsyncSession, provider_id: int) -> int:
     return int(count or 0)
 
 
-async def _ensure_unique_name(session: AsyncSession, name: str, *, exclude_id: int | None = None) -> None:
-    query = select(DnsProvider.id).where(DnsProvider.name == name)
-    if exclude_id is not None:
-        query = query.where(DnsProvider.id != exclude_id)
-    if (await session.execute(query)).first() is not None:
-        raise Conflict(f"a DNS provider named {name!r} already exists")
-
-
 async def create_dns_provider(
     ctx: AppContext, data: DnsProviderCreate | Mapping[str, Any], actor: Actor
 ) -> DnsProviderOut:
     spec = parse_input(DnsProviderCreate, data)
     check_name(spec.name)
     async with ctx.db.session() as session:
-        await _ensure_unique_name(session, spec.name)
+        await ensure_unique_name(session, DnsProvider, spec.name, label=LABEL)
         row = DnsProvider(
             name=spec.name,
             type=spec.type,
@@ -109,7 +101,7 @@ async def update_dns_provider(
     async with ctx.db.session() as session:
         row = await find_by_ref(session, DnsProvider, ref, label=LABEL)
         if "name" in patch:
-            await _ensure_unique_name(session, patch["name"], exclude_id=row.id)
+            await ensure_unique_name(session, DnsProvider, patch["name"], label=LABEL, exclude_id=row.id)
         for field, value in patch.items():
             if field == "credentials":
                 row.credentials_enc = ctx.secrets.encrypt_json(value) if value else None

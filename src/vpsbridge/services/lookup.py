@@ -43,6 +43,23 @@ async def find_by_ref(session: AsyncSession, model: type[M], ref: Ref, *, label:
     return rows[0]
 
 
+def _with_article(label: str) -> str:
+    return f"{'an' if label[:1].lower() in 'aeiou' else 'a'} {label}"
+
+
+async def ensure_unique_name(
+    session: AsyncSession, model: type[M], name: str, *, label: str, exclude_id: int | None = None
+) -> None:
+    """Refuse a second ``model`` named ``name`` (another row than ``exclude_id``) with a readable Conflict."""
+    name_column: Any = model.name  # type: ignore[attr-defined]
+    id_column: Any = model.id  # type: ignore[attr-defined]
+    query = select(id_column).where(name_column == name)
+    if exclude_id is not None:
+        query = query.where(id_column != exclude_id)
+    if (await session.execute(query)).first() is not None:
+        raise Conflict(f"{_with_article(label)} named {name!r} already exists")
+
+
 async def flush_or_conflict(session: AsyncSession, message: str) -> None:
     """Flush, turning a constraint violation into :class:`Conflict`.
 

@@ -11,12 +11,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Conflict, Invalid, UpstreamError
 from vpsbridge.services.inputs import changes, parse_input
-from vpsbridge.services.lookup import Ref, check_name, find_by_ref, flush_or_conflict
+from vpsbridge.services.lookup import Ref, check_name, ensure_unique_name, find_by_ref, flush_or_conflict
 from vpsbridge.services.schemas import PlatformCreate, PlatformOut, PlatformUpdate
 from vpsbridge.store.models import IpPool, Platform, Product, Server
 
@@ -59,14 +58,6 @@ def _check_type(type_: str) -> None:
         )
 
 
-async def _ensure_unique_name(session: AsyncSession, name: str, *, exclude_id: int | None = None) -> None:
-    query = select(Platform.id).where(Platform.name == name)
-    if exclude_id is not None:
-        query = query.where(Platform.id != exclude_id)
-    if (await session.execute(query)).first() is not None:
-        raise Conflict(f"a platform named {name!r} already exists")
-
-
 async def create_platform(
     ctx: AppContext, data: PlatformCreate | Mapping[str, Any], actor: Actor
 ) -> PlatformOut:
@@ -74,7 +65,7 @@ async def create_platform(
     check_name(spec.name)
     _check_type(spec.type)
     async with ctx.db.session() as session:
-        await _ensure_unique_name(session, spec.name)
+        await ensure_unique_name(session, Platform, spec.name, label=LABEL)
         row = Platform(
             name=spec.name,
             type=spec.type,
@@ -119,7 +110,7 @@ async def update_platform(
     async with ctx.db.session() as session:
         row = await find_by_ref(session, Platform, ref, label=LABEL)
         if "name" in patch:
-            await _ensure_unique_name(session, patch["name"], exclude_id=row.id)
+            await ensure_unique_name(session, Platform, patch["name"], label=LABEL, exclude_id=row.id)
         changed: list[str] = []
         for field, value in patch.items():
             if field == "credentials":

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Conflict, Invalid, NotFound
 from vpsbridge.services.inputs import changes, parse_input
-from vpsbridge.services.lookup import Ref, check_name, find_by_ref, flush_or_conflict
+from vpsbridge.services.lookup import Ref, check_name, ensure_unique_name, find_by_ref, flush_or_conflict
 from vpsbridge.services.schemas import IpPoolCreate, IpPoolOut, IpPoolUpdate
 from vpsbridge.store.models import IpAddress, IpPool, Platform
 
@@ -205,20 +205,12 @@ async def _platform_id(session: AsyncSession, ref: Ref | None) -> int | None:
         raise Invalid(str(exc), field="platform") from None
 
 
-async def _ensure_unique_name(session: AsyncSession, name: str, *, exclude_id: int | None = None) -> None:
-    query = select(IpPool.id).where(IpPool.name == name)
-    if exclude_id is not None:
-        query = query.where(IpPool.id != exclude_id)
-    if (await session.execute(query)).first() is not None:
-        raise Conflict(f"an IP pool named {name!r} already exists")
-
-
 async def create_pool(ctx: AppContext, data: IpPoolCreate | Mapping[str, Any], actor: Actor) -> IpPoolOut:
     spec = parse_input(IpPoolCreate, data)
     check_name(spec.name)
     values = validate_pool(spec.model_dump(exclude={"platform"}))
     async with ctx.db.session() as session:
-        await _ensure_unique_name(session, spec.name)
+        await ensure_unique_name(session, IpPool, spec.name, label=LABEL)
         values["platform_id"] = await _platform_id(session, spec.platform)
         row = IpPool(**values)
         session.add(row)
@@ -266,7 +258,7 @@ async def update_pool(
     async with ctx.db.session() as session:
         row = await find_by_ref(session, IpPool, ref, label=LABEL)
         if "name" in patch:
-            await _ensure_unique_name(session, patch["name"], exclude_id=row.id)
+            await ensure_unique_name(session, IpPool, patch["name"], label=LABEL, exclude_id=row.id)
         merged = {f: getattr(row, f) for f in _POOL_FIELDS}
         if "network" in patch and "prefix_length" not in patch:
             merged["prefix_length"] = None  # re-derive from the new network
