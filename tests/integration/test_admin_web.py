@@ -72,7 +72,7 @@ def _admin_routes() -> list[tuple[str, str]]:
         for module in MODULES
         for route in module.router.routes
         if isinstance(route, APIRoute)
-        for method in sorted(route.methods - {"HEAD"})
+        for method in sorted((route.methods or set()) - {"HEAD"})
     ]
 
 
@@ -102,6 +102,8 @@ async def test_every_console_route_needs_a_signed_in_operator(ctx: AppContext) -
     ids["job"] = await seed_job(ctx)
     routes = [r for r in _admin_routes() if r not in PUBLIC]
     assert len(routes) >= 40
+    # Provisioning from the console is a state-changing page like every other.
+    assert {("GET", "/admin/services/new"), ("POST", "/admin/services/new")} <= set(routes)
     async with _client(ctx) as client:
         for method, path in routes:
             answer = await client.request(method, _fill(path, ids), headers=SAME)
@@ -173,6 +175,8 @@ async def test_every_page_renders_and_hostile_strings_are_escaped(
         "/admin/services",
         f"/admin/services/{ids['service1']}",
         "/admin/services?q=%3Cscript",
+        "/admin/services/new",
+        f"/admin/services/new?product={ids['product']}",
         "/admin/jobs",
         f"/admin/jobs/{ids['job']}",
         "/admin/platforms",

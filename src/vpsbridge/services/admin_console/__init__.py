@@ -17,6 +17,9 @@ provisioning, stock, DNS); this package adds the views only an operator needs::
     validate_service(ctx, service_id) -> list[Finding]
     platform_login_url(ctx, service_id, actor) -> str   # the platform panel, as the owner
     platform_capacity(ctx, platform_id, placement=None) -> CapacityReport
+    product_choices(ctx) -> list[ProductChoice]   # enabled products with live stock ("New service")
+    product_gallery(ctx, product_id) -> {family: [OsChoice]}
+    create_from_console(ctx, NewService, actor) -> ServiceOut   # stock + OS checks, then create_service
 """
 
 from vpsbridge.services.admin_console.audit import AuditEntry, AuditQuery, list_audit
@@ -33,6 +36,14 @@ from vpsbridge.services.admin_console.jobs import (
     job_kinds,
     jobs_by_status,
     list_jobs,
+)
+from vpsbridge.services.admin_console.provision import (
+    NewService,
+    OsChoice,
+    ProductChoice,
+    create_from_console,
+    product_choices,
+    product_gallery,
 )
 from vpsbridge.services.admin_console.servers import (
     SERVICE_STATUSES,
@@ -65,11 +76,15 @@ __all__ = [
     "Finding",
     "JobDetail",
     "JobSummary",
+    "NewService",
+    "OsChoice",
+    "ProductChoice",
     "ServiceDetail",
     "ServiceFilter",
     "ServiceRow",
     "StepView",
     "UpstreamQuery",
+    "create_from_console",
     "dashboard",
     "delete_job",
     "failing_jobs",
@@ -82,6 +97,8 @@ __all__ = [
     "list_services",
     "platform_capacity",
     "platform_login_url",
+    "product_choices",
+    "product_gallery",
     "refresh_server_object",
     "search_upstream",
     "service_detail",

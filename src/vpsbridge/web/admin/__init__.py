@@ -10,14 +10,16 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from vpsbridge.web.admin import auth, catalog, jobs, logs, overview, services, stock
+from vpsbridge.web.admin import auth, catalog, jobs, logs, new_service, overview, services, stock
 from vpsbridge.web.admin.deps import PREFIX
 from vpsbridge.web.ui import add_template_dir
 
 add_template_dir(Path(__file__).resolve().parent / "templates")
 
 #: The page modules; each has a ``router`` of routes relative to ``/admin`` (tests enumerate them).
-MODULES = (auth, overview, services, jobs, catalog, stock, logs)
+#: ``new_service`` comes before ``services``: its ``/services/new`` must match before
+#: ``/services/{service_id}`` would take "new" for an id.
+MODULES = (auth, overview, new_service, services, jobs, catalog, stock, logs)
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 for _module in MODULES:

@@ -25,6 +25,7 @@ from vpsbridge.services.web_sessions import SessionView
 from vpsbridge.store.models import Admin
 from vpsbridge.web.deps import client_ip, get_ctx
 from vpsbridge.web.ui import UiError, current_session, require_csrf, require_same_origin
+from vpsbridge.web.ui import _ as translate
 
 KIND = "admin"
 PREFIX = "/admin"
@@ -86,22 +87,39 @@ def safe_next(value: str | None) -> str:
     return f"{PREFIX}/"
 
 
-def see_other(location: str, *, flash: str | None = None, kind: str = "success") -> RedirectResponse:
-    """Post/redirect/get, carrying a short message in the query string (shown escaped)."""
+def see_other(
+    location: str, *, flash: str | None = None, kind: str = "success", job: int | None = None
+) -> RedirectResponse:
+    """Post/redirect/get, carrying a short message in the query string (shown escaped).
+
+    ``job`` names the job the action queued; the page links to it so the operator can follow it.
+    """
     if flash:
+        params: dict[str, str | int] = {"flash": flash, "flash_kind": kind}
+        if job is not None:
+            params["job"] = job
         sep = "&" if "?" in location else "?"
-        location = f"{location}{sep}{urllib.parse.urlencode({'flash': flash, 'flash_kind': kind})}"
+        location = f"{location}{sep}{urllib.parse.urlencode(params)}"
     return RedirectResponse(location, status_code=303)
 
 
 def flash_of(request: Request) -> tuple[str | None, str]:
+    """The message of a redirect, in the page's language when the catalogue knows it.
+
+    Messages travel in English (the query string is not trusted for anything but display), so a
+    message marked with ``N_()`` where it is written is translated here; any other text is shown
+    as it came, escaped.
+    """
     kind = request.query_params.get("flash_kind", "success")
-    return request.query_params.get("flash"), kind if kind in (
-        "success",
-        "error",
-        "warning",
-        "info",
-    ) else "info"
+    message = request.query_params.get("flash")
+    if message:
+        message = translate(request, message)
+    return message, kind if kind in ("success", "error", "warning", "info") else "info"
+
+
+def flash_job(request: Request) -> int | None:
+    """The job a redirect's message is about (see :func:`see_other`)."""
+    return int_param(request, "job")
 
 
 def int_param(request: Request, name: str) -> int | None:

@@ -18,10 +18,11 @@ from vpsbridge.services.admin_console import ServiceFilter
 from vpsbridge.services.errors import Invalid
 from vpsbridge.services.platforms import list_platforms
 from vpsbridge.services.products import list_products
-from vpsbridge.web.admin.deps import PREFIX, Operator, Signed, flash_of, int_param, see_other
+from vpsbridge.web.admin.deps import PREFIX, Operator, Signed, flash_job, flash_of, int_param, see_other
 from vpsbridge.web.admin.forms import lines, pretty, text
 from vpsbridge.web.deps import get_ctx
 from vpsbridge.web.ui import UiRoute, render
+from vpsbridge.web.ui.i18n import N_
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
 
@@ -29,6 +30,10 @@ FILTER_COOKIE = "vpsb_admin_service_filters"
 FILTER_KEYS = ("status", "platform", "product", "client", "q")
 POWER_ACTIONS = ("start", "shutdown", "restart", "stop", "reset")
 PAGE = 50
+TERMINATE_MESSAGES = {
+    "queued": N_("Termination queued; its job deletes the server on the platform."),
+    "unchanged": N_("The service is already terminated or being terminated."),
+}
 
 
 def _filters_from(params: Any) -> dict[str, str]:
@@ -105,6 +110,7 @@ async def _detail(request: Request, operator: Operator, service_id: int, **extra
         "panel_url": None,
         "flash": message,
         "flash_kind": flash_kind,
+        "flash_job": flash_job(request),
     }
     values.update(extra)
     return render(request, "admin/service.html", values)
@@ -121,13 +127,13 @@ async def service_server_id(request: Request, service_id: int, operator: Signed)
     await admin_console.set_server_external_id(
         get_ctx(request), service_id, text(form, "external_id"), operator.actor
     )
-    return see_other(f"{PREFIX}/services/{service_id}", flash="Server id saved.")
+    return see_other(f"{PREFIX}/services/{service_id}", flash=N_("Server id saved."))
 
 
 @router.post("/services/{service_id}/refresh")
 async def service_refresh(request: Request, service_id: int, operator: Signed) -> Response:
     await admin_console.refresh_server_object(get_ctx(request), service_id, operator.actor)
-    return see_other(f"{PREFIX}/services/{service_id}", flash="Server object updated from the platform.")
+    return see_other(f"{PREFIX}/services/{service_id}", flash=N_("Server object updated from the platform."))
 
 
 @router.post("/services/{service_id}/validate")
@@ -144,7 +150,9 @@ async def service_power(request: Request, service_id: int, operator: Signed) -> 
         raise Invalid(f"unknown power action {action!r}", field="action")
     out = await provisioning.power_service(get_ctx(request), service_id, action, operator.actor)  # type: ignore[arg-type]
     return see_other(
-        f"{PREFIX}/services/{service_id}", flash=out.message or f"Power {action}: {out.outcome}."
+        f"{PREFIX}/services/{service_id}",
+        flash=out.message or f"Power {action}: {out.outcome}.",
+        job=out.job_id,
     )
 
 
@@ -152,7 +160,10 @@ async def service_power(request: Request, service_id: int, operator: Signed) -> 
 async def service_terminate(request: Request, service_id: int, operator: Signed) -> Response:
     out = await provisioning.terminate_service(get_ctx(request), service_id, operator.actor)
     return see_other(
-        f"{PREFIX}/services/{service_id}", flash=out.message or f"Terminate: {out.outcome}.", kind="warning"
+        f"{PREFIX}/services/{service_id}",
+        flash=out.message or TERMINATE_MESSAGES.get(out.outcome, f"Terminate: {out.outcome}."),
+        kind="warning",
+        job=out.job_id,
     )
 
 
@@ -194,5 +205,7 @@ async def service_rebuild(request: Request, service_id: int, operator: Signed) -
     form = await request.form()
     service = await provisioning.get_service(ctx, service_id)
     owned = await portal.owned_service(ctx, service.client_id, service_id)
-    await portal.rebuild(ctx, owned, text(form, "os"), lines(form, "ssh_keys"), operator.actor)
-    return see_other(f"{PREFIX}/services/{service_id}", flash="Reinstall started.", kind="warning")
+    job_id = await portal.rebuild(ctx, owned, text(form, "os"), lines(form, "ssh_keys"), operator.actor)
+    return see_other(
+        f"{PREFIX}/services/{service_id}", flash=N_("Reinstall started."), kind="warning", job=job_id
+    )

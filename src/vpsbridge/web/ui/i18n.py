@@ -1,6 +1,7 @@
 """Translations for the portal and the operator console (gettext catalogues).
 
-Every string a person reads goes through ``_()`` / ``ngettext()`` in templates and Python. The
+Every string a person reads goes through ``_()`` / ``ngettext()`` in templates and Python (and
+``pgettext(context, ...)`` for a word with more than one meaning, such as "Client"). The
 catalogue sources are the committed ``.po`` files under ``web/ui/locale/<lang>/LC_MESSAGES/``; they
 are compiled in memory with Babel when first needed, so a source checkout, a wheel and the tests all
 serve the same words without a separate ``.mo`` build step. English is the source language and needs
@@ -35,6 +36,9 @@ def translations(lang: str) -> gettext.NullTranslations:
 
     Every ``*.po`` file in the language's folder is merged, so each UI area keeps its own file
     (``ui.po`` shared words, ``portal.po``, ``admin.po``) and nobody edits another area's catalogue.
+    Entries are keyed by context and id (``msgctxt``); when two files hold the same key, the first
+    file in name order wins, which is why a word that means different things in different places
+    needs a context rather than two translations.
     """
     if lang not in LANGUAGES or lang == DEFAULT_LANGUAGE:
         return gettext.NullTranslations()

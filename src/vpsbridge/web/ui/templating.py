@@ -167,6 +167,9 @@ def render(
         "gettext": trans.gettext,
         "ngettext": trans.ngettext,
         "_": trans.gettext,
+        # A word with two meanings gets a context: pgettext("hosting customer", "Client").
+        "pgettext": trans.pgettext,
+        "npgettext": trans.npgettext,
         "request_id": request_id_var.get(),
         "is_htmx": request.headers.get("hx-request") == "true",
     }
