@@ -1,11 +1,16 @@
-"""The demo: its registration hook, idempotent seeding on both databases, and a real start/stop.
+"""The demo: its registration hook, idempotent seeding on both databases, the sample client, and a real
+start/stop.
 
 The end-to-end test runs the installed ``vpsbridge demo`` in a subprocess exactly as a person would:
-it waits for the printed banner, uses the printed URLs and API token, and stops the demo with SIGINT.
+it waits for the printed banner, uses the printed URLs, API token and portal link, watches the sample
+client's services become active, restarts the demo on the same data and stops it with SIGINT.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import http.cookiejar
 import json
 import os
 import re
@@ -17,14 +22,19 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
+from provisioning_support import fast_settings
 from sqlalchemy import func, select
 
+from vpsbridge.cli.demo import _Server
 from vpsbridge.config import load_settings
-from vpsbridge.services import admins, tokens
+from vpsbridge.jobs.worker import Worker
+from vpsbridge.services import admins, portal, tokens
 from vpsbridge.services.context import AppContext
 from vpsbridge.services.demo import (
     DemoContext,
@@ -37,7 +47,15 @@ from vpsbridge.services.demo import (
     seed_all,
     start_all,
 )
-from vpsbridge.store.models import Admin, ApiToken, IpPool, Platform, Product
+from vpsbridge.services.demo_sample import (
+    PORTAL_LINK_LABEL,
+    SAMPLE_CLIENT_ID,
+    SampleOutcome,
+    provision_samples,
+)
+from vpsbridge.services.provisioning import list_services
+from vpsbridge.sim.vncdisplay import xvnc_binary
+from vpsbridge.store.models import Admin, ApiToken, DnsProvider, IpPool, Platform, Product, Server, Service
 from vpsbridge.store.secrets import generate_key
 
 SCRIPT = Path(sys.executable).with_name("vpsbridge")
@@ -189,6 +207,140 @@ async def test_serve_asgi_binds_at_once_and_falls_back_when_the_port_is_taken(tm
         socket.create_connection(("127.0.0.1", bound), timeout=1)
 
 
+async def _catalog_counts(ctx: AppContext) -> dict[str, int]:
+    async with ctx.db.session() as session:
+        return {
+            model.__tablename__: await session.scalar(select(func.count()).select_from(model)) or 0
+            for model in (Platform, Product, IpPool, DnsProvider, Service, Server)
+        }
+
+
+async def test_every_installed_contribution_seeds_once(db_url: str, tmp_path: Path) -> None:
+    """Seeding twice (a restart) leaves the catalog as it was; seeding alone creates no service."""
+    ctx = await _context(db_url, tmp_path)
+    try:
+        first = _demo(ctx, tmp_path)
+        await seed_all(first)
+        counts = await _catalog_counts(ctx)
+        await first.close()
+        assert counts == {
+            "platforms": 3,  # dummy, VirtFusion, Proxmox
+            "products": 6,
+            "ip_pools": 3,  # two on the dummy platform, one for Proxmox
+            "dns_providers": 1,
+            "services": 0,
+            "servers": 0,
+        }
+        second = _demo(ctx, tmp_path)
+        await seed_all(second)
+        await second.close()
+        assert await _catalog_counts(ctx) == counts
+        assert [s.platform for s in second.samples] == ["demo-virtfusion", "demo-proxmox"]
+    finally:
+        await ctx.close()
+
+
+@contextlib.asynccontextmanager
+async def _running(ctx: AppContext, tmp_path: Path) -> AsyncIterator[DemoContext]:
+    """Seed every contribution, serve their simulators, run the start hooks; close all on exit."""
+    demo = _demo(ctx, tmp_path)
+    servers: list[tuple[_Server, asyncio.Task[None]]] = []
+    try:
+        await seed_all(demo)
+        for extra in demo.servers:
+            server = _Server(uvicorn.Config(extra.app, log_config=None, lifespan="auto", access_log=False))
+            servers.append((server, asyncio.create_task(server.serve(sockets=[extra.sock]))))
+        while not all(server.started for server, _ in servers):
+            await asyncio.sleep(0.02)
+        await start_all(demo)
+        yield demo
+    finally:
+        for server, _task in servers:
+            server.should_exit = True
+        for _server, task in servers:
+            await task
+        await demo.close()
+
+
+async def _settle(ctx: AppContext, outcome: SampleOutcome | None = None) -> None:
+    """Run the worker until idle; with a pending outcome, until its delayed creates ran too."""
+    worker = Worker(ctx, concurrency=4, periodic=False, wakeup=False)
+    await worker.run_until_idle(timeout=60)
+    if outcome is not None and outcome.pending is not None:
+        await asyncio.wait_for(outcome.pending, 30)
+        await Worker(ctx, concurrency=4, periodic=False, wakeup=False).run_until_idle(timeout=60)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_sample_client_gets_one_live_service_per_simulator(db_url: str, tmp_path: Path) -> None:
+    ctx = await AppContext.create(fast_settings(db_url, tmp_path / "data"))
+    try:
+        async with _running(ctx, tmp_path) as demo:
+            outcome = await provision_samples(demo)
+            assert outcome.problems == []
+            assert outcome.retired == []
+            assert outcome.pending is None
+            created = {b: s.id for b, s in outcome.services.items()}
+            assert sorted(created) == ["demo-sample-pve", "demo-sample-vf"]
+            assert {s.client_id for s in outcome.services.values()} == {SAMPLE_CLIENT_ID}
+            assert {s.status for s in outcome.services.values()} == {"provisioning"}  # not waited for
+
+            # The banner's link signs the sample client in, once.
+            assert outcome.link is not None
+            assert dict(demo.links)[PORTAL_LINK_LABEL] == outcome.link.url
+            assert outcome.link.url.startswith(demo.web_url + "/portal/sso?token=")
+            signed_in = await portal.consume_portal_token(ctx, outcome.link.token)
+            assert signed_in is not None
+            assert signed_in.client_id == SAMPLE_CLIENT_ID
+            assert await portal.consume_portal_token(ctx, outcome.link.token) is None
+
+            # Both consoles show the one demo screen (when Xvnc is installed).
+            from vpsbridge.sim.proxmox.demo import contribution as pve
+            from vpsbridge.sim.virtfusion.demo import contribution as vf
+
+            assert vf.state is not None
+            assert pve.state is not None
+            if xvnc_binary() is not None:
+                assert vf.state.console_backend is not None
+                assert vf.state.console_backend == pve.state.console_backend
+            else:
+                assert any("tigervnc-standalone-server" in line for line in demo.lines)
+
+            await _settle(ctx)
+            services = await list_services(ctx, client_id=SAMPLE_CLIENT_ID)
+            assert {s.status for s in services} == {"active"}, [s.last_error for s in services]
+            assert all(s.server and s.server.ipv4 for s in services)
+
+            # A second provisioning while the simulators hold the servers changes nothing.
+            again = await provision_samples(demo)
+            assert {b: s.id for b, s in again.services.items()} == created
+            assert again.retired == []
+            counts = await _catalog_counts(ctx)
+            assert (counts["services"], counts["servers"]) == (2, 2)
+
+        # A restart: fresh simulators no longer hold the servers. The lost ones are terminated
+        # through the lifecycle, then the same service rows are provisioned again.
+        async with _running(ctx, tmp_path) as demo:
+            outcome = await provision_samples(demo)
+            assert sorted(outcome.retired) == sorted(created.values())
+            assert outcome.pending is not None
+            assert outcome.link is not None  # the terminating service can still be signed in to
+            await _settle(ctx, outcome)
+            services = await list_services(ctx, client_id=SAMPLE_CLIENT_ID)
+            assert sorted(s.id for s in services) == sorted(created.values())
+            assert {s.status for s in services} == {"active"}, [s.last_error for s in services]
+            counts = await _catalog_counts(ctx)
+            assert counts["services"] == 2  # the same rows; the lost servers stay as history
+            async with ctx.db.session() as session:
+                live = await session.scalar(
+                    select(func.count()).select_from(Server).where(Server.external_id.is_not(None))
+                )
+            assert live == 2  # the lost servers no longer name an upstream id
+    finally:
+        await ctx.close()
+
+
 # --- end to end ----------------------------------------------------------------------------------------
 
 
@@ -255,6 +407,27 @@ def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
+def _browse(url: str) -> tuple[str, str]:
+    """GET ``url`` following redirects with cookies kept, as a browser would; (final URL, body)."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with opener.open(url, timeout=10) as response:
+        return response.geturl(), response.read().decode()
+
+
+def _wait_active(api: str, token: str, timeout: float = 90) -> dict[str, int]:
+    """Wait until the sample client's two services are active; their ids by billing service id."""
+    deadline = time.monotonic() + timeout
+    services: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        status, body = _get(f"{api}/services?client_id={SAMPLE_CLIENT_ID}", token)
+        assert status == 200, body
+        services = json.loads(body)
+        if len(services) == 2 and all(s["status"] == "active" for s in services):
+            return {s["billing_service_id"]: s["id"] for s in services}
+        time.sleep(0.5)
+    pytest.fail(f"the sample services did not become active: {services}")
+
+
 @pytest.mark.slow
 def test_demo_starts_serves_and_stops_cleanly(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo-data"
@@ -272,6 +445,12 @@ def test_demo_starts_serves_and_stops_cleanly(tmp_path: Path) -> None:
         assert "demo-dummy" in json.dumps(json.loads(body))
         assert _get(_field(banner, "Operator API") + "/platforms")[0] == 401
         login = _field(banner, "Operator login")
+
+        # The printed link signs the sample client in to the portal; its services become active.
+        final_url, page = _browse(_field(banner, PORTAL_LINK_LABEL))
+        assert "/portal/s/" in final_url, page[:500]
+        assert "ada-vf.demo.example.net" in page
+        first = _wait_active(_field(banner, "Operator API"), token)
     finally:
         code = demo.stop()
     stderr = demo.stderr_path.read_text()
@@ -281,9 +460,14 @@ def test_demo_starts_serves_and_stops_cleanly(tmp_path: Path) -> None:
 
     again = _Demo(tmp_path, data_dir)
     try:
-        assert _field(again.banner(), "Operator login") == login  # seeded data and login survive a restart
+        banner = again.banner()
+        assert _field(banner, "Operator login") == login  # seeded data and login survive a restart
+        # The fresh simulators lost the servers: the same services are provisioned again.
+        token = _field(banner, "API token (admin scope)")
+        assert _wait_active(_field(banner, "Operator API"), token) == first
     finally:
         assert again.stop() == 0
+    assert "Traceback" not in again.stderr_path.read_text()
 
     reset = _Demo(tmp_path, data_dir, "--reset")
     try:
