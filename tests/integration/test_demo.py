@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.cookiejar
 import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
+from demo_support import DemoProcess, api_get, banner_field, browse, wait_samples_active
 from provisioning_support import fast_settings
 from sqlalchemy import func, select
 
@@ -57,8 +49,6 @@ from vpsbridge.services.provisioning import list_services
 from vpsbridge.sim.vncdisplay import xvnc_binary
 from vpsbridge.store.models import Admin, ApiToken, DnsProvider, IpPool, Platform, Product, Server, Service
 from vpsbridge.store.secrets import generate_key
-
-SCRIPT = Path(sys.executable).with_name("vpsbridge")
 
 
 async def _context(db_url: str, tmp_path: Path) -> AppContext:
@@ -344,113 +334,29 @@ async def test_sample_client_gets_one_live_service_per_simulator(db_url: str, tm
 # --- end to end ----------------------------------------------------------------------------------------
 
 
-class _Demo:
-    """A ``vpsbridge demo`` subprocess whose stdout is collected by a thread."""
-
-    def __init__(self, tmp_path: Path, data_dir: Path, *extra: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VPSBRIDGE_")}
-        env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
-        self.stderr_path = tmp_path / f"demo-stderr-{time.monotonic_ns()}.log"
-        self._stderr = self.stderr_path.open("w")
-        self.proc = subprocess.Popen(
-            [str(SCRIPT), "demo", "--port", "0", "--data-dir", str(data_dir), *extra],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if "Ctrl-C stops." in line:
-                self.ready.set()
-        self.ready.set()
-
-    def banner(self, timeout: float = 90) -> str:
-        if not self.ready.wait(timeout) or self.proc.poll() is not None:
-            self.stop()
-            pytest.fail(f"demo did not start:\n{''.join(self.lines)}\n{self.stderr_path.read_text()}")
-        return "".join(self.lines)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            code = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-        finally:
-            self._stderr.close()
-        return code
-
-
-def _field(banner: str, label: str) -> str:
-    match = re.search(rf"{re.escape(label)}\s+(\S+(?: / \S+)?)", banner)
-    assert match, f"{label!r} not in demo output:\n{banner}"
-    return match.group(1)
-
-
-def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def _browse(url: str) -> tuple[str, str]:
-    """GET ``url`` following redirects with cookies kept, as a browser would; (final URL, body)."""
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-    with opener.open(url, timeout=10) as response:
-        return response.geturl(), response.read().decode()
-
-
-def _wait_active(api: str, token: str, timeout: float = 90) -> dict[str, int]:
-    """Wait until the sample client's two services are active; their ids by billing service id."""
-    deadline = time.monotonic() + timeout
-    services: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        status, body = _get(f"{api}/services?client_id={SAMPLE_CLIENT_ID}", token)
-        assert status == 200, body
-        services = json.loads(body)
-        if len(services) == 2 and all(s["status"] == "active" for s in services):
-            return {s["billing_service_id"]: s["id"] for s in services}
-        time.sleep(0.5)
-    pytest.fail(f"the sample services did not become active: {services}")
-
-
 @pytest.mark.slow
 def test_demo_starts_serves_and_stops_cleanly(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo-data"
-    demo = _Demo(tmp_path, data_dir)
+    demo = DemoProcess(tmp_path, data_dir)
     try:
         banner = demo.banner()
-        ready = _field(banner, "Readiness")
+        ready = banner_field(banner, "Readiness")
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/readyz", ready)
-        status, _body = _get(ready)
+        status, _body = api_get(ready)
         assert status == 200
-        assert _get(_field(banner, "API docs"))[0] == 200
-        token = _field(banner, "API token (admin scope)")
-        status, body = _get(_field(banner, "Operator API") + "/platforms", token)
+        assert api_get(banner_field(banner, "API docs"))[0] == 200
+        token = banner_field(banner, "API token (admin scope)")
+        status, body = api_get(banner_field(banner, "Operator API") + "/platforms", token)
         assert status == 200, body
         assert "demo-dummy" in json.dumps(json.loads(body))
-        assert _get(_field(banner, "Operator API") + "/platforms")[0] == 401
-        login = _field(banner, "Operator login")
+        assert api_get(banner_field(banner, "Operator API") + "/platforms")[0] == 401
+        login = banner_field(banner, "Operator login")
 
         # The printed link signs the sample client in to the portal; its services become active.
-        final_url, page = _browse(_field(banner, PORTAL_LINK_LABEL))
+        final_url, page = browse(banner_field(banner, PORTAL_LINK_LABEL))
         assert "/portal/s/" in final_url, page[:500]
         assert "ada-vf.demo.example.net" in page
-        first = _wait_active(_field(banner, "Operator API"), token)
+        first = wait_samples_active(banner_field(banner, "Operator API"), token)
     finally:
         code = demo.stop()
     stderr = demo.stderr_path.read_text()
@@ -458,19 +364,19 @@ def test_demo_starts_serves_and_stops_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     assert (data_dir / "vpsbridge.db").is_file()
 
-    again = _Demo(tmp_path, data_dir)
+    again = DemoProcess(tmp_path, data_dir)
     try:
         banner = again.banner()
-        assert _field(banner, "Operator login") == login  # seeded data and login survive a restart
+        assert banner_field(banner, "Operator login") == login  # seeded data and login survive a restart
         # The fresh simulators lost the servers: the same services are provisioned again.
-        token = _field(banner, "API token (admin scope)")
-        assert _wait_active(_field(banner, "Operator API"), token) == first
+        token = banner_field(banner, "API token (admin scope)")
+        assert wait_samples_active(banner_field(banner, "Operator API"), token) == first
     finally:
         assert again.stop() == 0
     assert "Traceback" not in again.stderr_path.read_text()
 
-    reset = _Demo(tmp_path, data_dir, "--reset")
+    reset = DemoProcess(tmp_path, data_dir, "--reset")
     try:
-        assert _field(reset.banner(), "Operator login") != login  # --reset starts from nothing
+        assert banner_field(reset.banner(), "Operator login") != login  # --reset starts from nothing
     finally:
         assert reset.stop() == 0

@@ -24,7 +24,8 @@ provisions for the sample client after every ``start`` hook; ``ctx.add_dns_netwo
 address range the platform hands out itself, whose reverse zone the demo's DNS then serves.
 
 This module also holds the foundation's own contribution (entry point ``foundation``): an operator
-account, an API token, a platform on the in-memory ``dummy`` driver, two products and two IP pools.
+account, an API token, a platform on the in-memory ``dummy`` driver, two products and two IP pools; its
+``start`` points that platform's consoles at the demo's VNC screen.
 """
 
 from __future__ import annotations
@@ -402,6 +403,25 @@ class FoundationDemo:
         ctx.add_login("Operator login", f"{DEMO_ADMIN} / {password}")
         ctx.add_login("API token (admin scope)", plaintext)
         ctx.add_line(f'Try: curl -H "Authorization: Bearer {plaintext}" {ctx.web_url}/api/v1/platforms')
+
+    async def start(self, ctx: DemoContext) -> None:
+        """Point the in-memory platform's consoles at the demo's VNC screen (its port changes per run)."""
+        from vpsbridge.services import platforms
+        from vpsbridge.services.audit import Actor
+        from vpsbridge.services.errors import NotFound
+
+        backend = await ctx.console_display()
+        if backend is None:
+            return
+        wanted = f"{backend[0]}:{backend[1]}"
+        try:
+            platform = await platforms.get_platform(ctx.app, DEMO_PLATFORM)
+        except NotFound:  # the operator removed it while trying the demo
+            return
+        if platform.settings.get("console_vnc") != wanted:
+            settings = {**platform.settings, "console_vnc": wanted}
+            actor = Actor.system("demo")
+            await platforms.update_platform(ctx.app, DEMO_PLATFORM, {"settings": settings}, actor)
 
 
 #: The object the ``foundation`` entry point names.
