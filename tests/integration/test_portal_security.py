@@ -45,6 +45,8 @@ CASES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/portal/s/{service_id}/rdns"): {"ip": "192.0.2.1", "ptr": "a.example"},
     ("POST", "/portal/s/{service_id}/console"): {},
     ("POST", "/portal/s/{service_id}/panel-login"): {},
+    ("GET", "/portal/s/{service_id}/billing"): {},
+    ("POST", "/portal/s/{service_id}/billing/credit"): {"amount": "10", "request": "k" * 24},
 }
 #: Routes without a service id (sign-in, sign-out, landing, console websocket).
 UNSCOPED = {("GET", "/portal/sso"), ("POST", "/portal/signout"), ("GET", "/portal/")}

@@ -5,6 +5,10 @@ away. Every credit therefore starts as a WHMCS invoice created through the API (
 and recorded here (:class:`~vpsbridge.store.models.CreditInvoice`), and the panel is credited only
 when WHMCS says that invoice is paid:
 
+* the client asks for it in the WHMCS client area (``client.php?action=credit``) or in the portal's
+  billing panel - the portal reaches :func:`request_credit` through the credit-request seam in
+  :mod:`vpsbridge.services.credit_requests`, where :func:`register` installs :class:`PortalCreditIssuer`,
+  which also names the invoice's ``viewinvoice.php`` page for the client to pay;
 * the client pays it like any invoice (gateway, or WHMCS applying their credit balance), WHMCS runs
   its ``InvoicePaid`` hook, ``hooks.php`` forwards the invoice id and its status read from
   ``tblinvoices``, and :func:`settle_invoice` credits the panel;
@@ -33,6 +37,7 @@ from vpsbridge.billing.whmcs.report import whmcs_client
 from vpsbridge.http import UpstreamNotFound, UpstreamRejected
 from vpsbridge.logs import get_logger
 from vpsbridge.services import provisioning as prov
+from vpsbridge.services.credit_requests import IssuedInvoice, register_credit_issuer
 from vpsbridge.services.errors import Conflict, Invalid, ServiceError
 from vpsbridge.services.provisioning.drivers import open_driver
 from vpsbridge.services.usage import UsageRun, on_usage_collected
@@ -288,9 +293,42 @@ async def _after_usage(ctx: AppContext, run: UsageRun) -> None:
     await auto_topoff(ctx, run)
 
 
+def invoice_url(ctx: AppContext, invoice_id: int) -> str | None:
+    """The WHMCS client-area page of an invoice, where the client pays it (``viewinvoice.php``)."""
+    base = ctx.settings.whmcs_url
+    return f"{base.rstrip('/')}/viewinvoice.php?id={int(invoice_id)}" if base else None
+
+
+class PortalCreditIssuer:
+    """The client portal's "Add credit": an invoice raised here, paid in WHMCS, credited once paid."""
+
+    async def available(self, ctx: AppContext) -> bool:
+        api = whmcs_client(ctx)
+        if api is None:
+            return False
+        await api.aclose()
+        return True
+
+    async def issue(
+        self, ctx: AppContext, billing_service_id: str, amount: float, *, source: str
+    ) -> IssuedInvoice:
+        raised = await request_credit(ctx, billing_service_id, amount, source=source)
+        return IssuedInvoice(
+            invoice_id=raised.invoice_id,
+            amount=raised.amount,
+            status=raised.status,
+            pay_url=invoice_url(ctx, raised.invoice_id),
+        )
+
+
+PORTAL_ISSUER = PortalCreditIssuer()
+
+
 def register() -> None:
-    """Run the auto top-off after every usage collection (idempotent)."""
+    """Run the auto top-off after every usage collection and take the portal's credit requests
+    (both idempotent)."""
     on_usage_collected(_after_usage)
+    register_credit_issuer(PORTAL_ISSUER)
 
 
 register()

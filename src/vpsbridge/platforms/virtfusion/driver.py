@@ -55,6 +55,7 @@ from vpsbridge.platforms.models import (
     TrafficMonth,
     TrafficReport,
 )
+from vpsbridge.platforms.self_service import Currency, HourlyUsage, UsageLine, UsageReport
 from vpsbridge.platforms.virtfusion.client import PowerVerb, VirtFusionClient, panel_base
 from vpsbridge.platforms.virtfusion.errors import ScopeMissing, SsoRedirectRefused, UserRelationConflict
 from vpsbridge.platforms.virtfusion.options import MappedOptions, map_options
@@ -101,6 +102,26 @@ def _has_time(value: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _amount(value: Any) -> float:
+    """A number the panel may send as a number, a string ("12.30") or ``false`` (none)."""
+    if isinstance(value, bool) or value is None:
+        return 0.0
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _period_bounds(start: Any, end: Any) -> tuple[dt.datetime, dt.datetime]:
+    """A self-service period's start and end; the current calendar month when the panel gave none."""
+    if _has_time(start):
+        first = _parse_time(start)
+        return first, _parse_time(end) if _has_time(end) else first
+    now = _utcnow()
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return first, now
 
 
 def _sid(server: ServerRef) -> int:
@@ -741,6 +762,58 @@ class VirtFusionPlatform(Platform):
     ) -> dict[str, Any]:
         return await self.client.self_service_report(
             _int_setting(ext_relation_id, "client id"), period=period
+        )
+
+    async def hourly_usage(self, ext_relation_id: int | str) -> HourlyUsage:
+        """The client's hourly usage in the current self-service period (billable servers and add-ons).
+
+        ``tokenReal`` is the exact amount (``token`` is rounded); tokens are credited 1:1 for money.
+        """
+        data = await self.client.self_service_usage(_int_setting(ext_relation_id, "client id"), range_="m")
+        periods = [p for p in data.get("periods") or [] if isinstance(p, dict)]
+        current = next((p for p in periods if p.get("currentPeriod")), periods[0] if periods else {})
+        servers = data.get("usageServersBillable") or data.get("usageServers") or {}
+        addons = data.get("usageAddonsBillable") or {}
+        start, end = _period_bounds(current.get("start"), current.get("end"))
+        return HourlyUsage(
+            period_start=start,
+            period_end=end,
+            hours=_amount(servers.get("hours")),
+            cost=round(_amount(servers.get("tokenReal")) + _amount(addons.get("tokenReal")), 2),
+        )
+
+    async def usage_report(self, ext_relation_id: int | str, *, period: int = 0) -> UsageReport:
+        """The self-service report of a period (0 = current): a line per server and the month's total.
+
+        The panel writes "no value" as ``false``; that reads as 0 here.
+        """
+        data = await self.self_service_report(ext_relation_id, period=period)
+        usage = data.get("usage") or {}
+        bounds = usage.get("period") or {}
+        currency = data.get("currency") or {}
+        total = usage.get("monthlyTotal") or {}
+        start, end = _period_bounds(bounds.get("start"), bounds.get("end"))
+        return UsageReport(
+            term=str(usage.get("term") or ""),
+            period_start=start,
+            period_end=end,
+            lines=tuple(
+                UsageLine(
+                    server_id=None if line.get("id") is None else str(line["id"]),
+                    name=str(line.get("name") or line.get("hostname") or f"#{line.get('id', '?')}"),
+                    hours=_amount(line.get("hours")),
+                    cost=_amount(line.get("value")),
+                )
+                for line in usage.get("servers") or []
+                if isinstance(line, dict)
+            ),
+            total_hours=_amount(total.get("hours")),
+            total_cost=_amount(total.get("value")),
+            currency=Currency(
+                code=str(currency.get("code") or ""),
+                prefix=str(currency.get("prefix") or ""),
+                suffix=str(currency.get("suffix") or ""),
+            ),
         )
 
     async def credit_balance(self, ext_relation_id: int | str) -> float:

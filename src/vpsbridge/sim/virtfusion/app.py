@@ -26,7 +26,7 @@ from starlette.websockets import WebSocket
 
 from vpsbridge.platforms.virtfusion.scopes import scope_for
 from vpsbridge.sim.console import serve_console
-from vpsbridge.sim.virtfusion import render
+from vpsbridge.sim.virtfusion import render, self_service
 from vpsbridge.sim.virtfusion import traffic as traffic_history
 from vpsbridge.sim.virtfusion.state import (
     Credit,
@@ -640,109 +640,21 @@ def create_app(state: VirtFusionState | None = None) -> Starlette:
 
     # --- self service ---------------------------------------------------------------------------
 
-    def usage_block() -> dict[str, Any]:
-        return {"hours": 0, "token": 0, "tokenReal": 0}
-
     async def ss_usage(request: Request) -> Response:
         user = sim.user_by_ext(path_int(request, "ext"))
-        now = utcnow()
-        start = now.replace(day=1, hour=0, minute=0, second=0)
-        hours = sum(1 for s in sim.servers.values() if s.owner_id == user.id)
-        spent = {"hours": hours, "token": hours, "tokenReal": float(hours)}
-        return ok(
-            {
-                "data": {
-                    "user": {
-                        "id": user.id,
-                        "relationalId": user.ext_relation_id,
-                        "currency": None,
-                        "timezone": "Europe/London",
-                        "name": user.name,
-                        "email": user.email,
-                    },
-                    "usageServers": spent,
-                    "usageServersBillable": spent,
-                    "usageAddons": usage_block(),
-                    "usageAddonsBillable": usage_block(),
-                    "periods": [
-                        {
-                            "period": start.date().isoformat(),
-                            "range": request.query_params.get("range", "month"),
-                            "start": start.isoformat(),
-                            "end": now.isoformat(),
-                            "timezone": "UTC",
-                            "currentPeriod": True,
-                            "hoursInMonthPeriod": 744,
-                            "monthToHourRate": 730,
-                            "monthToHourRateType": 1,
-                            "days": 31,
-                            "hours": 744,
-                            "minutes": 44640,
-                            "seconds": 2678400,
-                            "usageServers": spent,
-                            "usageServersBillable": spent,
-                            "usageAddons": usage_block(),
-                            "usageAddonsBillable": usage_block(),
-                            "servers": [],
-                        }
-                    ],
-                }
-            }
-        )
+        range_ = request.query_params.get("range", "month")
+        return ok({"data": self_service.usage(sim, user, utcnow(), range_)})
 
     async def ss_report(request: Request) -> Response:
-        sim.user_by_ext(path_int(request, "ext"))
-        now = utcnow()
-        start = now.replace(day=1, hour=0, minute=0, second=0)
-        total = {"hours": False, "value": False, "tokens": False}
-        currency = {"prefix": "", "suffix": "", "code": ""}
-        return ok(
-            {
-                "data": {
-                    "usage": {
-                        "servers": [],
-                        "serversTotal": total,
-                        "hourConversionRate": False,
-                        "monthlyTotal": total,
-                        "addonsTotal": {"hours": 0, "value": 0, "tokens": False},
-                        "taxStatus": 3,
-                        "success": True,
-                        "history": request.query_params.get("period", "0"),
-                        "breakdown": True,
-                        "term": now.strftime("%B %Y"),
-                        "previousTerm": "",
-                        "nextTerm": "",
-                        "period": {
-                            "ymd": start.date().isoformat(),
-                            "start": start.isoformat(),
-                            "end": now.isoformat(),
-                        },
-                        "showHourlyRate": False,
-                        "showMonthlyRate": False,
-                    },
-                    "currency": currency | {"currentValue": 0, "value": 0, "default": currency},
-                    "limits": {"success": True, "packs": []},
-                }
-            }
-        )
+        user = sim.user_by_ext(path_int(request, "ext"))
+        back = request.query_params.get("period", "0")
+        if not back.isdigit() or int(back) > 24:
+            raise SimError(422, "period", errors=["The period must be a number from 0 to 24."])
+        return ok({"data": self_service.report(sim, user, utcnow(), int(back))})
 
     async def ss_hourly(request: Request) -> Response:
         user = sim.user_by_ext(path_int(request, "ext"))
-        now = utcnow()
-        return ok(
-            {
-                "data": {
-                    "periodId": 0,
-                    "period": now.strftime("%B %Y"),
-                    "previousPeriod": "",
-                    "nextPeriod": "",
-                    "monthlyTotal": {"hours": 0, "value": "0.00", "tokens": False},
-                    "servers": sum(1 for s in sim.servers.values() if s.owner_id == user.id),
-                    "credit": {"value": sim.credit_balance(user)},
-                    "currency": {"code": "", "prefix": "", "suffix": "", "value": 0, "currentValue": 0},
-                }
-            }
-        )
+        return ok({"data": self_service.hourly_stats(sim, user, utcnow())})
 
     async def ss_credit(request: Request) -> Response:
         user = sim.user_by_ext(path_int(request, "ext"))

@@ -4,7 +4,8 @@ Every route that names a service runs :func:`owned` first: the ownership re-chec
 signed-in client (404 for anybody else's service) and, for server panels, the "is there a server yet"
 check (409 with what to do). State-changing routes are POST only; the session guard has already
 checked same-origin and the CSRF token, and each action counts against its own rate limit
-(rebuild 60 s, password 30 s, power 10 s, console and panel sign-in 5 s) before the platform is called.
+(rebuild 60 s, password 30 s, power 10 s, console, panel sign-in and credit 5 s) before the platform is
+called.
 
 Forms post back and are redirected (303) to the overview with a ``done=`` key naming a fixed,
 translated message; JSON callers (``Accept: application/json``, the power buttons' ``fetch``) get
@@ -13,13 +14,14 @@ JSON instead, so the same routes serve the page with and without JavaScript.
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, WebSocket
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from vpsbridge.platforms.models import Capability, PowerAction
-from vpsbridge.services import portal
+from vpsbridge.services import portal, portal_billing
 from vpsbridge.services.context import AppContext
 from vpsbridge.services.errors import ServiceError
 from vpsbridge.web.deps import client_ip, get_ctx
@@ -38,6 +40,7 @@ LIMITS: dict[str, RateLimit] = {
     "power": RateLimit(1, 10),
     "console": RateLimit(1, 5),
     "panel_login": RateLimit(1, 5),
+    "credit": RateLimit(1, 5),
     "rename": RateLimit(3, 30),
     "rdns": RateLimit(5, 30),
 }
@@ -68,6 +71,27 @@ DONE_MESSAGES: dict[str, str] = {
     "rename": N_("The server was renamed."),
     "rebuild": N_("The reinstall has started; it takes a few minutes."),
     "rdns": N_("The reverse DNS entry was saved."),
+}
+
+
+#: Service error codes of "Add credit" -> (status, the sentence shown; ``%(min)s``/``%(max)s`` filled).
+CREDIT_PROBLEMS: dict[str, tuple[int, str]] = {
+    "amount_invalid": (422, N_("Enter an amount between %(min)s and %(max)s, such as 20 or 20.50.")),
+    "invalid": (422, N_("This form has expired; reload the page and try again.")),
+    "billing_unavailable": (
+        503,
+        N_(
+            "Credit cannot be added here right now: the billing system is not connected. Nothing was charged."
+        ),
+    ),
+    "billing_failed": (
+        502,
+        N_(
+            "The billing system did not confirm the invoice. If one was created, it is listed under "
+            "Invoices in your client area; otherwise try again in a few minutes."
+        ),
+    ),
+    "conflict": (409, N_("This request is already being handled; wait a moment and reload the page.")),
 }
 
 
@@ -163,7 +187,7 @@ async def overview(request: Request, client: Client, service_id: int) -> Respons
     values.update(
         overview=await portal.overview(ctx, service),
         done_message=DONE_MESSAGES.get(done),
-        billing_enabled=bool(service.product_settings.get("self_service_billing")),
+        billing_enabled=portal_billing.enabled(service),
     )
     panel = await portal.panel_origin(ctx, service) if values["panel_login"] else None
     return render(request, "portal/overview.html", values, form_action=(panel,) if panel else ())
@@ -219,6 +243,35 @@ async def rdns(request: Request, client: Client, service_id: int) -> Response:
     except ServiceError as exc:
         return render(request, "portal/_rdns.html", {"rows": [], "problem": exc.message, "service": service})
     return render(request, "portal/_rdns.html", {"rows": rows, "problem": None, "service": service})
+
+
+def _billing_service(service: portal.OwnedService) -> None:
+    if not portal_billing.enabled(service):
+        raise UiError(404, "This feature is not available for this server.", code="not_supported")
+
+
+async def _billing_fragment(request: Request, service: portal.OwnedService, **values: Any) -> Response:
+    panel = await portal_billing.billing_panel(get_ctx(request), service)
+    context = {
+        "panel": panel,
+        "service": service,
+        "request_key": secrets.token_urlsafe(18),
+        "issued": None,
+        "problem": None,
+        "problem_code": None,
+        "problem_values": None,
+        "amount": "",
+        **values,
+    }
+    return render(request, "portal/_billing.html", context, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/s/{service_id}/billing")
+async def billing(request: Request, client: Client, service_id: int) -> Response:
+    """The self-service billing panel (balance, usage, report, "Add credit"), loaded when revealed."""
+    service = await owned(request, client, service_id)
+    _billing_service(service)
+    return await _billing_fragment(request, service)
 
 
 @router.get("/s/{service_id}/rebuild")
@@ -361,6 +414,65 @@ async def panel_login(request: Request, client: Client, service_id: int) -> Resp
     return RedirectResponse(
         url, status_code=303, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
     )
+
+
+@router.post("/s/{service_id}/billing/credit")
+async def add_credit(
+    request: Request,
+    client: Client,
+    service_id: int,
+    amount: Annotated[str, Form()] = "",
+    request_key: Annotated[str, Form(alias="request")] = "",
+) -> Response:
+    """Ask for credit: a WHMCS invoice to pay (credited once paid), never credit straight away.
+
+    htmx re-renders the panel with the invoice and its payment link, or with the problem and the
+    amount still typed in; JSON callers get the invoice or the error envelope; a plain form gets a
+    page with the payment link.
+    """
+    ctx = get_ctx(request)
+    service = await owned(request, client, service_id)
+    _billing_service(service)
+    htmx = request.headers.get("hx-request") == "true"
+    bounds = portal_billing.credit_bounds(service)
+    try:
+        await _limit(ctx, "credit", service)
+        issued = await portal_billing.request_credit(
+            ctx, service, amount, portal.client_actor(service, client_ip(request)), request_key=request_key
+        )
+    except (ServiceError, UiError) as exc:
+        known = CREDIT_PROBLEMS.get(exc.code)
+        if htmx and (known or exc.code == "rate_limited"):
+            message = known[1] if known else exc.message
+            values = exc.values if isinstance(exc, UiError) else {}
+            return await _billing_fragment(
+                request,
+                service,
+                problem=message,
+                problem_code=exc.code,
+                problem_values=values or None,
+                amount=amount[:10],
+            )
+        if known and not isinstance(exc, UiError):
+            values = {"min": f"{bounds.minimum:.2f}", "max": f"{bounds.maximum:.2f}"}
+            raise UiError(known[0], known[1], code=exc.code, values=values, details=exc.details) from exc
+        raise
+    if wants_json(request):
+        return JSONResponse(
+            {
+                "ok": True,
+                "invoice_id": issued.invoice_id,
+                "amount": issued.amount,
+                "status": issued.status,
+                "pay_url": issued.pay_url,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+    if htmx:
+        return await _billing_fragment(request, service, issued=issued)
+    values = await _page_context(request, client, service)
+    values["issued"] = issued
+    return render(request, "portal/credit_requested.html", values, headers={"Cache-Control": "no-store"})
 
 
 @router.websocket("/console/ws")
