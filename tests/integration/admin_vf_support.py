@@ -86,6 +86,7 @@ async def vfc(db_url: str, tmp_path: Path) -> AsyncIterator[VfConsole]:
                 "placement": {"hypervisor_group_id": 1},
                 "plan": {"package_id": 1},
                 "dns_zone": FORWARD_ZONE,
+                "stock_control": True,
             },
             ACTOR,
         )
@@ -97,6 +98,7 @@ async def vfc(db_url: str, tmp_path: Path) -> AsyncIterator[VfConsole]:
                 "placement": {"hypervisor_group_id": 2},
                 "plan": {"package_id": 3},
                 "dns_zone": FORWARD_ZONE,
+                "stock_control": True,
             },
             ACTOR,
         )

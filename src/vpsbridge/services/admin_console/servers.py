@@ -305,12 +305,14 @@ async def validate_service(ctx: AppContext, service_id: int) -> list[Finding]:
             config,
             SpecRequest(client_id=client_id, options=options, hostname=hostname or "check.invalid"),
         )
-        findings.append(
-            Finding(
-                "ok",
-                f"plan resolves: {spec.cpu_cores} cores, {spec.memory_mb} MB memory, {spec.disk_gb} GB disk",
-            )
-        )
+        package = spec.extra.get("package_id")
+        if package is not None:
+            # The platform's package sizes the server (VirtFusion): the spec's sizes are placeholders,
+            # so the check reads the package itself - and that it still exists and is enabled.
+            findings.append(await _package_finding(ctx, view.platform_id, package))
+        else:
+            sizes = f"{spec.cpu_cores} cores, {spec.memory_mb} MB memory, {spec.disk_gb} GB disk"
+            findings.append(Finding("ok", f"plan resolves: {sizes}"))
     except ServiceError as exc:
         findings.append(Finding("error", str(exc)))
     except (KeyError, LookupError) as exc:
@@ -318,6 +320,31 @@ async def validate_service(ctx: AppContext, service_id: int) -> list[Finding]:
     if server is not None and server.external_id is None and status not in ("pending", "terminated"):
         findings.append(Finding("warning", "the server has no platform server id recorded"))
     return findings
+
+
+async def _package_finding(ctx: AppContext, platform_id: int, package: Any) -> Finding:
+    """What the platform says about the plan's package: its sizes, or why it cannot be used."""
+    from vpsbridge.http.errors import UpstreamError as HttpUpstreamError
+    from vpsbridge.http.errors import UpstreamNotFound
+    from vpsbridge.services.provisioning.drivers import open_driver
+
+    try:
+        async with open_driver(ctx, platform_id) as (driver, _config):
+            read = getattr(driver, "package", None)
+            if read is None:
+                return Finding("ok", f"plan resolves: package {package}")
+            data = await read(int(package))
+    except UpstreamNotFound:
+        return Finding("error", f"package {package} does not exist on the platform")
+    except (HttpUpstreamError, ValueError) as exc:
+        return Finding("warning", f"could not read package {package} from the platform: {exc}")
+    if not data.get("enabled", True):
+        return Finding("error", f"package {package} ({data.get('name')}) is disabled on the platform")
+    return Finding(
+        "ok",
+        f"plan resolves: package {package} ({data.get('name')}): {data.get('cpuCores')} cores, "
+        f"{data.get('memory')} MB memory, {data.get('primaryStorage')} GB disk",
+    )
 
 
 async def platform_login_url(ctx: AppContext, service_id: int, actor: Actor) -> str:

@@ -50,13 +50,17 @@ async def _page(
     error: ServiceError | None = None,
     status: int = 200,
 ) -> Response:
-    """The page: product list, and the form for ``product_id`` unless it is out of stock."""
+    """The page: product list, and the form for ``product_id`` unless it is out of stock.
+
+    ``values`` (a refused POST) keep the form on the page even for a product that has just run out,
+    so nothing typed is lost while the operator frees capacity.
+    """
     ctx = get_ctx(request)
     choices = await provision.product_choices(ctx)
     chosen = next((c for c in choices if c.id == product_id), None)
     gallery: dict[str, list[provision.OsChoice]] = {}
     gallery_error: str | None = None
-    if chosen is not None and not chosen.out_of_stock:
+    if chosen is not None and (values or not chosen.out_of_stock):
         try:
             gallery = await provision.product_gallery(ctx, chosen.id)
         except ServiceError as exc:
