@@ -193,3 +193,9 @@ async def test_new_service_page_is_german(vfc: VfConsole, console: tuple[httpx.A
     assert "Neuer Dienst" in page.text
     assert "Kunden-ID" in page.text
     assert "New service" not in page.text
+    # The message after the redirect is translated too (it travels in English, marked for the catalogue).
+    form = await _form(client, vfc.small)
+    answer = await client.post("/admin/services/new", data=form, headers=SAME)
+    shown = await client.get(answer.headers["location"], headers={"Accept-Language": "de"})
+    assert "Dienst angelegt; die Plattform hat den Server angenommen" in shown.text
+    assert "Auftrag #" in shown.text.split('data-testid="flash-job"')[1][:40]
