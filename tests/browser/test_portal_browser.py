@@ -5,12 +5,14 @@ Screenshots land in artifacts/screenshots/."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import socket
 import sys
 from pathlib import Path
 
 import pytest
 import uvicorn
+from sqlalchemy import update
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
@@ -19,9 +21,12 @@ from portal_support import PortalWorld
 from provisioning_support import ACTOR
 
 from conftest import require, require_binary
+from vpsbridge.core.traffic import anchored_start
 from vpsbridge.services import platforms, portal
 from vpsbridge.services.context import AppContext
+from vpsbridge.sim.virtfusion.state import Credit
 from vpsbridge.sim.vncdisplay import VncDisplay
+from vpsbridge.store.models import Product
 from vpsbridge.web import docs
 from vpsbridge.web.app import create_app
 
@@ -80,6 +85,8 @@ async def test_portal_in_chromium(pworld: PortalWorld, db_url: str) -> None:
     display = await VncDisplay(banner="vpsbridge console test").start()
     ctx = pworld.ctx
     await _point_dummy_console_at(ctx, display)
+    async with ctx.db.session() as session:
+        await session.execute(update(Product).values(settings={"self_service_billing": True}))
     port = _free_port()
     app = create_app(context=ctx, migrate=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
@@ -105,6 +112,17 @@ async def test_portal_in_chromium(pworld: PortalWorld, db_url: str) -> None:
                 await page.wait_for_selector("[data-state-badge]")
                 assert "/portal/s/" in page.url
                 await page.wait_for_selector("[data-traffic-text]:not(:text('Loading...'))")
+                # traffic: a received/sent bar pair per month since the server was created (this
+                # one is new: one month), a legend and the same months as a table for screen readers
+                chart = page.locator("#traffic [data-traffic-chart][data-drawn='1']")
+                await chart.wait_for()
+                assert await chart.get_attribute("data-months") == "1"
+                assert await page.locator("#traffic [data-traffic-chart] canvas").count() >= 1
+                assert await page.locator("#traffic [data-traffic-table] tbody tr").count() == 1
+                legend = await page.locator("#traffic [data-traffic-legend] li").all_inner_texts()
+                assert [t.strip() for t in legend] == ["Received", "Sent"]
+                # the product enables self-service billing, but this platform has none: no panel
+                assert await page.locator("#billing").count() == 0
                 # backups and reverse DNS load when scrolled into view (htmx "revealed")
                 await page.locator("#backups").scroll_into_view_if_needed()
                 await page.wait_for_selector("#backups :is(ol.timeline li, :text('No backups yet.'))")
@@ -176,3 +194,78 @@ async def test_portal_in_chromium(pworld: PortalWorld, db_url: str) -> None:
         display.stop()
     csp_problems = [p for p in problems if "Content Security Policy" in p or "page error" in p]
     assert csp_problems == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend is enough for the browser
+async def test_traffic_year_and_billing_panel_in_chromium(db_url: str, tmp_path: Path) -> None:
+    """VirtFusion with hourly self-service: twelve months of traffic with a legend, and the billing
+    panel (balance, usage report, Add credit -> an invoice with its payment link)."""
+    chromium = require_binary("chromium")
+    require(not docs.missing_assets(), "front-end assets are not built (cd frontend && npm run build)")
+    from playwright.async_api import async_playwright
+    from test_portal_billing import WHMCS, make_hourly
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    env, ctx = await make_hourly(db_url, tmp_path)
+    server_row = env.sim.servers[env.server_id]
+    server_row.created = dt.datetime.now(dt.UTC) - dt.timedelta(days=500)  # a year of traffic
+    server_row.rx_bytes, server_row.tx_bytes = 40 * 1024**3, 90 * 1024**3
+    env.sim.credits[2] = Credit(
+        id=2, user_id=server_row.owner_id, tokens=150.0, reference_1=None, reference_2=None
+    )
+    port = _free_port()
+    app = create_app(context=ctx, migrate=False)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    serving = asyncio.create_task(server.serve())
+    problems: list[str] = []
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        origin = f"http://localhost:{port}"
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium, args=FLAGS)
+            try:
+                context = await browser.new_context(viewport={"width": 1280, "height": 900})
+                page = await context.new_page()
+                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+                link = await portal.mint_portal_link(ctx, env.service_id, ACTOR, base_url=origin)
+                await page.goto(link.url)
+
+                chart = page.locator("#traffic [data-traffic-chart][data-drawn='1']")
+                await chart.wait_for()
+                assert await chart.get_attribute("data-months") == "12"
+                rows = page.locator("#traffic [data-traffic-table] tbody tr")
+                assert await rows.count() == 12
+                months = await rows.evaluate_all("rs => rs.map(r => r.getAttribute('data-month'))")
+                assert months == sorted(months)
+                current = anchored_start(server_row.created, dt.datetime.now(dt.UTC))
+                assert months[-1] == current.strftime("%Y-%m"), "ends with the current period"
+                legend = await page.locator("#traffic [data-traffic-legend] li").all_inner_texts()
+                assert [t.strip() for t in legend] == ["Received", "Sent"]
+                await page.locator("#traffic").screenshot(path=str(SHOTS / "portal-traffic.png"))
+
+                await page.locator("#billing").scroll_into_view_if_needed()
+                await page.wait_for_selector("#billing [data-billing-balance]")
+                assert await page.locator("#billing [data-billing-line]").count() == 1
+                balance = (await page.locator("#billing [data-billing-balance]").inner_text()).strip()
+                assert balance != "-"
+                await page.fill("#credit-amount", "25")
+                await page.click("#billing [data-credit-form] button[type=submit]")
+                pay = page.locator("#billing [data-credit-pay]")
+                await pay.wait_for()
+                href = await pay.get_attribute("href")
+                assert href is not None
+                assert href.startswith(f"{WHMCS}/viewinvoice.php?id=")
+                await page.locator("#billing").screenshot(path=str(SHOTS / "portal-billing.png"))
+            finally:
+                await browser.close()
+    finally:
+        server.should_exit = True
+        await serving
+        await ctx.close()
+    assert len(env.whmcs.actions("CreateInvoice")) == 1
+    assert [p for p in problems if "Content Security Policy" in p or "page error" in p] == []
