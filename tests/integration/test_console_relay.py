@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import struct
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
@@ -30,6 +28,7 @@ from provisioning_support import ACTOR
 from virtfusion_support import make_sim, spec
 
 from conftest import require_binary
+from live_server import served
 from vpsbridge.core import rfb
 from vpsbridge.http import UpstreamAuthError, UpstreamRecord
 from vpsbridge.http.streams import BufferedChannel, ByteStream, StreamClosed, WebSocketStream, open_tcp
@@ -57,28 +56,11 @@ def display() -> Iterator[VncDisplay]:
     vnc.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextlib.asynccontextmanager
 async def serving(app: Any) -> AsyncIterator[str]:
-    """``app`` on a loopback port for the duration; yields its base URL."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    try:
+    """A simulator on a loopback port (no lifespan: simulators have none); yields its base URL."""
+    async with served(app, lifespan="off") as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def server_init(channel: BufferedChannel) -> tuple[int, int, str]:

@@ -1,0 +1,62 @@
+"""Serving an ASGI app on a loopback port inside a test, and launching Debian's Chromium.
+
+Browser tests and websocket tests need a real socket (Playwright and websocket clients cannot use an
+in-process transport). Every such test uses these helpers instead of its own copy, so a change to
+how servers start, or to the flags that keep Chromium quiet and offline, happens once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import uvicorn
+
+#: Headless, offline, no first-run or sync chatter; ``--no-sandbox`` because CI runs as root.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+CHROMIUM = "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def served(
+    app: Any, *, lifespan: Literal["on", "off", "auto"] = "on", startup_seconds: float = 10.0
+) -> AsyncIterator[int]:
+    """Run ``app`` with uvicorn on a free loopback port for the block; yields the port.
+
+    Browsers treat ``http://localhost`` as a secure context, so pages served here may set the
+    ``Secure`` ``__Host-`` cookies the portal and console use.
+    """
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan=lifespan)
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        deadline = asyncio.get_running_loop().time() + startup_seconds
+        while not server.started:
+            if task.done() or asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"the test server on port {port} did not start")
+            await asyncio.sleep(0.02)
+        yield port
+    finally:
+        server.should_exit = True
+        await task
