@@ -33,7 +33,7 @@ from vpsbridge.services.context import AppContext
 from vpsbridge.services.credit_requests import BillingFailed, BillingUnavailable
 from vpsbridge.services.provisioning import create_service
 from vpsbridge.services.provisioning.drivers import EXTRAS_TRANSPORTS
-from vpsbridge.sim.virtfusion import VirtFusionState
+from vpsbridge.sim.virtfusion import Fault, VirtFusionState
 from vpsbridge.sim.virtfusion import self_service as sim_billing
 from vpsbridge.sim.virtfusion.state import Credit
 from vpsbridge.store.models import AuditLog, CreditInvoice, Product
@@ -198,6 +198,26 @@ async def test_panel_shows_balance_usage_and_report(hourly: Hourly) -> None:
         assert f"{cost:.2f}" in fragment.text
         assert 'name="request"' in fragment.text
         assert "data-credit-form" in fragment.text
+
+
+async def test_a_part_the_platform_does_not_answer_is_missing_and_not_cached(hourly: Hourly) -> None:
+    owned = await hourly.owned()
+    hourly.sim.faults.append(Fault(kind="status", path="/selfService/report", status=500, times=None))
+    partial = await portal_billing.billing_panel(hourly.app, owned)
+    assert partial.incomplete
+    assert partial.report is None
+    assert partial.balance is not None
+    assert partial.usage is not None
+    async with hourly.client() as client:
+        await hourly.sign_in(client)
+        fragment = await client.get(f"/portal/s/{hourly.service_id}/billing")
+        assert fragment.status_code == 200
+        assert "data-billing-balance" in fragment.text
+        assert "data-billing-report" not in fragment.text
+    hourly.sim.faults.clear()
+    complete = await portal_billing.billing_panel(hourly.app, owned)
+    assert not complete.incomplete
+    assert complete.report is not None
 
 
 async def test_add_credit_raises_one_invoice_and_links_to_it(hourly: Hourly) -> None:
