@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import portal_support
@@ -25,12 +26,13 @@ from sqlalchemy import func, select, update
 from test_usage_credit import FakeWhmcs
 from virtfusion_support import PANEL, TOKEN, TimedASGITransport, make_sim
 
-import vpsbridge.billing.whmcs.credit  # noqa: F401 - registers the portal's credit issuer
+from vpsbridge.billing.whmcs import credit  # importing it registers the portal's credit issuer
 from vpsbridge.billing.whmcs.report import EXTRAS_WHMCS_TRANSPORT
 from vpsbridge.jobs.worker import Worker
 from vpsbridge.services import platforms, portal, portal_billing, products
 from vpsbridge.services.context import AppContext
-from vpsbridge.services.credit_requests import BillingFailed, BillingUnavailable
+from vpsbridge.services.credit_requests import BillingFailed, BillingUnavailable, register_credit_issuer
+from vpsbridge.services.errors import Invalid
 from vpsbridge.services.provisioning import create_service
 from vpsbridge.services.provisioning.drivers import EXTRAS_TRANSPORTS
 from vpsbridge.sim.virtfusion import Fault, VirtFusionState
@@ -400,3 +402,46 @@ async def test_platforms_without_self_service_show_no_panel(pworld: PortalWorld)
             headers={"Origin": portal_support.ORIGIN, "X-CSRF-Token": token},
         )
         assert answer.status_code == 404
+
+
+async def test_without_javascript_the_form_answers_a_page_with_the_link(hourly: Hourly) -> None:
+    async with hourly.client() as client:
+        token = await hourly.sign_in(client)
+        answer = await client.post(
+            f"/portal/s/{hourly.service_id}/billing/credit",
+            data={"amount": "15", "request": KEY, "csrf_token": token},
+            headers={"Origin": ORIGIN},
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["cache-control"] == "no-store"
+        invoice = max(hourly.whmcs.invoices)
+        assert f'href="{WHMCS}/viewinvoice.php?id={invoice}"' in answer.text
+        assert f'href="/portal/s/{hourly.service_id}#billing"' in answer.text
+
+
+async def test_an_old_form_and_a_refusal_by_billing_are_explained(hourly: Hourly) -> None:
+    class Refusing:
+        async def available(self, ctx: AppContext) -> bool:
+            return True
+
+        async def issue(self, ctx: AppContext, billing_service_id: str, amount: float, *, source: str) -> Any:
+            raise Invalid("the service's client id 'x' is not a WHMCS client id")
+
+    async with hourly.client() as client:
+        token = await hourly.sign_in(client)
+        headers = {"Origin": ORIGIN, "X-CSRF-Token": token, "HX-Request": "true"}
+        url = f"/portal/s/{hourly.service_id}/billing/credit"
+        expired = await client.post(url, data={"amount": "20", "request": "short"}, headers=headers)
+        assert 'data-credit-problem="request_expired"' in expired.text
+
+        refusing = Refusing()
+        register_credit_issuer(refusing)
+        try:
+            owned = await hourly.owned()
+            with pytest.raises(portal_billing.CreditRefused) as refused:
+                await portal_billing.request_credit(hourly.app, owned, "20", ACTOR, request_key=KEY)
+            assert "WHMCS client id" not in refused.value.message, "the staff reason stays in the log"
+            assert refused.value.details == {}
+        finally:
+            register_credit_issuer(credit.PORTAL_ISSUER)
+    assert await hourly.invoices() == 0

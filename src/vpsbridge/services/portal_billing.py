@@ -28,16 +28,19 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vpsbridge.logs import get_logger
 from vpsbridge.platforms import registry
 from vpsbridge.platforms.self_service import HourlyUsage, UsageReport, offers_self_service
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.credit_requests import IssuedInvoice, credit_available, issue_credit
-from vpsbridge.services.errors import Conflict, Invalid, NotFound
+from vpsbridge.services.errors import Conflict, Invalid, NotFound, ServiceError
 from vpsbridge.services.provisioning.drivers import open_driver
 
 if TYPE_CHECKING:
     from vpsbridge.services.context import AppContext
     from vpsbridge.services.portal import OwnedService
+
+log = get_logger(__name__)
 
 BILLING_TTL = 60.0
 DEFAULT_CREDIT_MIN = 5.0
@@ -96,6 +99,19 @@ class AmountInvalid(Invalid):
     """The amount typed is not a number of money within the bounds (``details`` has them)."""
 
     code = "amount_invalid"
+
+
+class RequestExpired(Invalid):
+    """The form's request key is missing or malformed (an old or forged form)."""
+
+    code = "request_expired"
+
+
+class CreditRefused(ServiceError):
+    """Billing refused to raise an invoice for this service (the reason is logged for staff)."""
+
+    code = "credit_refused"
+    http_status = 422
 
 
 def parse_amount(text: str, bounds: CreditBounds) -> float:
@@ -202,7 +218,7 @@ async def request_credit(
     """
     _need(owned)
     if not REQUEST_KEY.match(request_key or ""):
-        raise Invalid("This form has expired; reload the page and try again.", field="request")
+        raise RequestExpired("This form has expired; reload the page and try again.", field="request")
     amount = parse_amount(amount_text, credit_bounds(owned))
     if not owned.billing_service_id:
         raise Conflict("This service is not linked to a billing service, so no invoice can be raised.")
@@ -218,6 +234,11 @@ async def request_credit(
         raise Conflict("This request is already being handled; wait a moment and reload the page.")
     try:
         issued = await issue_credit(ctx, owned.billing_service_id, amount, source="client")
+    except Invalid as exc:  # billing's own refusal (not a WHMCS client, not a self-service platform)
+        await ctx.cache.set(cache_key + ":failures", attempt + 1, REQUEST_TTL)
+        log.warning("portal_credit_refused", service=owned.id, reason=exc.message)
+        # the reason is for staff (the log), not for the client's browser
+        raise CreditRefused("Credit cannot be added for this service; please contact support.") from exc
     except BaseException:
         await ctx.cache.set(cache_key + ":failures", attempt + 1, REQUEST_TTL)
         raise

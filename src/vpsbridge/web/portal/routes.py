@@ -77,7 +77,8 @@ DONE_MESSAGES: dict[str, str] = {
 #: Service error codes of "Add credit" -> (status, the sentence shown; ``%(min)s``/``%(max)s`` filled).
 CREDIT_PROBLEMS: dict[str, tuple[int, str]] = {
     "amount_invalid": (422, N_("Enter an amount between %(min)s and %(max)s, such as 20 or 20.50.")),
-    "invalid": (422, N_("This form has expired; reload the page and try again.")),
+    "request_expired": (422, N_("This form has expired; reload the page and try again.")),
+    "credit_refused": (422, N_("Credit cannot be added for this service; please contact support.")),
     "billing_unavailable": (
         503,
         N_(
