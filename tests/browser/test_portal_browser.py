@@ -86,7 +86,7 @@ async def test_portal_in_chromium(pworld: PortalWorld, db_url: str) -> None:
     ctx = pworld.ctx
     await _point_dummy_console_at(ctx, display)
     async with ctx.db.session() as session:
-        await session.execute(update(Product).values(settings={"self_service_billing": True}))
+        await session.execute(update(Product).values(settings={"self_service_mode": "hourly"}))
     port = _free_port()
     app = create_app(context=ctx, migrate=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))

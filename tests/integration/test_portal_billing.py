@@ -116,7 +116,7 @@ async def make_hourly(db_url: str, tmp_path: Path, *, whmcs: bool = True) -> tup
             "placement": {"hypervisor_group_id": 1},
             "plan": {"package_id": 1},
             "settings": {
-                "self_service_billing": True,
+                "self_service_mode": "hourly",
                 "self_service_credit_min": 10,
                 "self_service_credit_max": 200,
             },
@@ -137,7 +137,8 @@ async def make_hourly(db_url: str, tmp_path: Path, *, whmcs: bool = True) -> tup
     )
     await Worker(app, concurrency=4, periodic=False, wakeup=False).run_until_idle(timeout=30)
     user = sim.user_by_ext(501)
-    user.self_service = 1  # hourly self-service
+    # Provisioning created the client's panel user in the product's self-service mode (hourly).
+    assert user.self_service == 1
     (server,) = [s for s in sim.servers.values() if s.owner_id == user.id]
     server.created = dt.datetime.now(dt.UTC) - dt.timedelta(hours=30, minutes=30)  # mid-hour: no edge
     sim.credits[1] = Credit(id=1, user_id=user.id, tokens=50.0, reference_1=None, reference_2=None)
@@ -390,7 +391,7 @@ async def test_platforms_without_self_service_show_no_panel(pworld: PortalWorld)
     assert not portal_billing.offered("dummy")
     assert not portal_billing.offered("proxmox")
     async with pworld.ctx.db.session() as session:
-        await session.execute(update(Product).values(settings={"self_service_billing": True}))
+        await session.execute(update(Product).values(settings={"self_service_mode": "hourly"}))
     async with portal_support.app_client(pworld) as client:
         token = await portal_support.sign_in(client, pworld, pworld.mine)
         page = await client.get(f"/portal/s/{pworld.mine}")

@@ -10,12 +10,23 @@ them. Like every driver output these are plain frozen models, free of vendor fie
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 #: The driver methods a self-service platform implements (``credit_balance`` and ``add_credit`` are
 #: the ones the billing bridge already uses; the other two feed the client's usage panel).
 SELF_SERVICE_METHODS = ("credit_balance", "add_credit", "hourly_usage", "usage_report")
+
+#: A product's ``self_service_mode`` and its number in the platform's user record (VirtFusion's
+#: ``selfService``): what a new client's panel user is created with, and whether the portal bills.
+SELF_SERVICE_MODES = {"disabled": 0, "hourly": 1, "resource_packs": 2, "both": 3}
+
+
+def self_service_level(settings: Mapping[str, Any]) -> int:
+    """The numeric self-service mode of a product's settings (0 when unset or unknown)."""
+    return SELF_SERVICE_MODES.get(str(settings.get("self_service_mode") or "disabled"), 0)
 
 
 class _Frozen(BaseModel):

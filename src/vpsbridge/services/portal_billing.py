@@ -1,7 +1,9 @@
 """The client portal's billing panel: self-service credit, this period's usage, the report, "Add credit".
 
-**When.** The panel exists for a service whose product enables it (``self_service_billing`` in the
-product settings) on a platform that bills its users by the hour itself - a driver with every
+**When.** The panel exists for a service whose product enables self-service (``self_service_mode``
+in the product settings: ``hourly``, ``resource_packs`` or ``both`` - the same setting WHMCS's product
+module settings write, and the mode the client's panel user is created with) on a platform that
+bills its users by the hour itself - a driver with every
 self-service method (:func:`vpsbridge.platforms.self_service.offers_self_service`; VirtFusion).
 Everywhere else (Proxmox, the in-memory platform) there is no panel and its routes answer 404.
 
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from vpsbridge.logs import get_logger
 from vpsbridge.platforms import registry
-from vpsbridge.platforms.self_service import HourlyUsage, UsageReport, offers_self_service
+from vpsbridge.platforms.self_service import HourlyUsage, UsageReport, offers_self_service, self_service_level
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.credit_requests import IssuedInvoice, credit_available, issue_credit
 from vpsbridge.services.errors import Conflict, Invalid, NotFound, ServiceError
@@ -64,8 +66,8 @@ def offered(platform_type: str | None) -> bool:
 
 
 def enabled(owned: OwnedService) -> bool:
-    """The panel is shown: the product turns it on and the platform has self-service billing."""
-    return bool(owned.product_settings.get("self_service_billing")) and offered(owned.platform_type)
+    """The panel is shown: the product's self-service mode is on and the platform has self-service."""
+    return self_service_level(owned.product_settings) > 0 and offered(owned.platform_type)
 
 
 def _need(owned: OwnedService) -> None:

@@ -280,6 +280,8 @@ class VirtFusionPlatform(Platform):
         body: dict[str, Any] = {"name": name or email, "email": email, "extRelationId": ext}
         if self_service:
             body["selfService"] = int(self_service)
+            # Hourly self-service (1, 3) is billed from the credit balance the portal tops up.
+            body["selfServiceHourlyCredit"] = int(self_service) in (1, 3)
         try:
             return await self.client.create_user(body)
         except InvalidRequest as exc:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vpsbridge.platforms.base import Platform as Driver
 from vpsbridge.platforms.models import ServerRef, ServerSpec, TaskHandle
+from vpsbridge.platforms.self_service import self_service_level
 from vpsbridge.services.errors import Invalid
 from vpsbridge.services.provisioning.credentials import generate_password
 from vpsbridge.services.provisioning.drivers import PlatformConfig
@@ -202,11 +203,20 @@ class Flavour:
                 os_template=os_template,
                 ssh_keys=tuple(request.ssh_keys),
                 owner=request.client_id,
-                extra={**extra, "user": {"name": request.client_name, "email": request.client_email}},
+                extra={**extra, "user": self._panel_user(product, request)},
                 **values,
             )
         except ValueError as exc:
             raise Invalid(f"the product and options give an invalid server: {exc}", field="options") from None
+
+    @staticmethod
+    def _panel_user(product: ProductView, request: SpecRequest) -> dict[str, Any]:
+        """The client as the platform's panel user: name, e-mail and the product's self-service mode."""
+        user: dict[str, Any] = {"name": request.client_name, "email": request.client_email}
+        level = self_service_level(product.settings)
+        if level:
+            user["self_service"] = level
+        return user
 
     # --- creation and build ----------------------------------------------------------------------
 
