@@ -93,7 +93,21 @@
     });
   }
 
+  function trafficTicks(max) {
+    /* Five evenly spaced byte ticks from 0 with round steps (1, 2, 2.5, 5 x a power of 1024 or 10), so
+     * no two labels read the same; an empty or tiny month still gets a readable 0..1 GiB scale. */
+    var stepRaw = Math.max(max * 1.05, Math.pow(1024, 3)) / 4;
+    var unit = Math.pow(1024, Math.floor(Math.log(stepRaw) / Math.log(1024)));
+    var nice = [1, 2, 2.5, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000].find(function (n) { return n * unit >= stepRaw; }) || 1024;
+    var step = nice * unit;
+    return [0, step, 2 * step, 3 * step, 4 * step];
+  }
+  function tickLabel(n) { return fmtBytes(n).replace(/\.0 /, " "); }
+
   function drawTraffic(chart, months) {
+    var top = 0;
+    months.forEach(function (m) { top = Math.max(top, Number(m.rx) || 0, Number(m.tx) || 0); });
+    var ticks = trafficTicks(top);
     var xs = months.map(function (_m, i) { return i; });
     var bars = function (align) {
       return window.uPlot.paths && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.36, 28], align: align }) : undefined;
@@ -104,9 +118,9 @@
       width: width, height: 240,
       legend: { show: false }, /* the page has its own legend above the chart */
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: false, range: [-0.6, Math.max(0.6, months.length - 0.4)] }, y: { range: function (_u, _min, max) { return [0, Math.max(1, max) * 1.1]; } } },
+      scales: { x: { time: false, range: [-0.6, Math.max(0.6, months.length - 0.4)] }, y: { range: function () { return [0, ticks[4]]; } } },
       axes: [{ splits: function () { return xs; }, values: function (_u, vals) { return vals.map(function (v) { return months[v] ? monthLabel(months[v].month) : ""; }); }, grid: { show: false } },
-             { values: function (_u, vals) { return vals.map(fmtBytes); }, size: 80 }],
+             { splits: function () { return ticks; }, values: function (_u, vals) { return vals.map(tickLabel); }, size: 80 }],
       series: [{}, { label: chart.getAttribute("data-label-rx"), stroke: RX_COLOR, fill: RX_COLOR, width: 0, paths: bars(-1), points: { show: false } },
                    { label: chart.getAttribute("data-label-tx"), stroke: TX_COLOR, fill: TX_COLOR, width: 0, paths: bars(1), points: { show: false } }]
     }, [xs, months.map(function (m) { return m.rx; }), months.map(function (m) { return m.tx; })], chart);
