@@ -7,6 +7,7 @@ provisioning, stock, DNS); this package adds the views only an operator needs::
     list_jobs(ctx, *, status=None, kind=None, resource=None, limit=50, offset=0) -> list[JobSummary]
     job_detail(ctx, job_id) -> JobDetail          # steps with timings, log lines, upstream calls
     delete_job(ctx, job_id, actor) -> None        # finished jobs only, audited
+    cancel_job(ctx, job_id, actor) / reset_job(ctx, job_id, actor, mode) -> status   # the engine's, worded
     search_upstream(ctx, UpstreamQuery) -> list[LoggedRequest]
     get_upstream(ctx, request_id) -> LoggedRequest | None
     list_audit(ctx, AuditQuery) -> list[AuditEntry]
@@ -27,15 +28,18 @@ from vpsbridge.services.admin_console.capacity import platform_capacity
 from vpsbridge.services.admin_console.dashboard import Dashboard, dashboard
 from vpsbridge.services.admin_console.jobs import (
     JOB_FILTERS,
+    RESET_MODES,
     JobDetail,
     JobSummary,
     StepView,
+    cancel_job,
     delete_job,
     failing_jobs,
     job_detail,
     job_kinds,
     jobs_by_status,
     list_jobs,
+    reset_job,
 )
 from vpsbridge.services.admin_console.provision import (
     NewService,
@@ -69,6 +73,7 @@ from vpsbridge.services.admin_console.upstream import (
 __all__ = [
     "JOB_FILTERS",
     "OUTCOMES",
+    "RESET_MODES",
     "SERVICE_STATUSES",
     "AuditEntry",
     "AuditQuery",
@@ -84,6 +89,7 @@ __all__ = [
     "ServiceRow",
     "StepView",
     "UpstreamQuery",
+    "cancel_job",
     "create_from_console",
     "dashboard",
     "delete_job",
@@ -100,6 +106,7 @@ __all__ = [
     "product_choices",
     "product_gallery",
     "refresh_server_object",
+    "reset_job",
     "search_upstream",
     "service_detail",
     "set_server_external_id",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vpsbridge.services.errors import Conflict, UpstreamError
+from vpsbridge.services.admin_console.wording import N_, WordedConflict, WordedUpstreamError
 
 if TYPE_CHECKING:
     from vpsbridge.platforms.models import CapacityReport
@@ -26,7 +26,13 @@ async def platform_capacity(
     try:
         async with open_driver(ctx, platform_id) as (driver, config):
             if not driver.supports("capacity"):
-                raise Conflict(f"platform {config.name!r} ({config.type}) does not report capacity")
+                raise WordedConflict(
+                    N_("Platform '%(platform)s' (%(type)s) does not report capacity."),
+                    platform=config.name,
+                    type=config.type,
+                )
             return await driver.capacity(placement or {})
     except (HttpUpstreamError, PlatformError) as exc:
-        raise UpstreamError(f"the platform did not report its capacity: {exc}") from exc
+        raise WordedUpstreamError(
+            N_("The platform did not report its capacity: %(reason)s"), reason=str(exc)
+        ) from exc

@@ -1,9 +1,10 @@
 """Jobs as the operator console shows them: lists, the step history with timings, deletion.
 
-The job engine (:mod:`vpsbridge.jobs.queue`) owns enqueue/cancel/reset; this module only reads and,
-for "delete record", removes a *finished* job with its steps and log lines (they cascade). A job that
-is queued or running is never deleted: cancel it first, so no worker is left holding a lease on a row
-that no longer exists.
+The job engine (:mod:`vpsbridge.jobs.queue`) owns enqueue/cancel/reset; this module reads, words the
+engine's refusals for the console (:func:`cancel_job`, :func:`reset_job`) and, for "delete record",
+removes a *finished* job with its steps and log lines (they cascade). A job that is queued or running
+is never deleted: cancel it first, so no worker is left holding a lease on a row that no longer
+exists.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, func, or_, select
 
+from vpsbridge.jobs import queue
 from vpsbridge.jobs.queue import FINISHED, LogLine, display_status, job_log
 from vpsbridge.logs import scrub
 from vpsbridge.services.admin_console.upstream import UpstreamQuery, search_upstream
+from vpsbridge.services.admin_console.wording import N_, WordedConflict, WordedInvalid, WordedNotFound
 from vpsbridge.services.audit import Actor, record
-from vpsbridge.services.errors import Conflict, NotFound
 from vpsbridge.services.upstream_log import LoggedRequest
 from vpsbridge.store.models import Job, JobStep
 from vpsbridge.workflows.base import get_workflow
@@ -193,7 +195,7 @@ async def job_detail(ctx: AppContext, job_id: int, *, log_limit: int = 2000) -> 
     async with ctx.db.session() as session:
         job = await session.get(Job, job_id)
         if job is None:
-            raise NotFound(f"job {job_id} does not exist")
+            raise WordedNotFound(N_("Job %(job)s does not exist."), job=job_id)
         steps = (
             await session.scalars(select(JobStep).where(JobStep.job_id == job_id).order_by(JobStep.id))
         ).all()
@@ -232,9 +234,66 @@ async def delete_job(ctx: AppContext, job_id: int, actor: Actor) -> None:
     async with ctx.db.session() as session:
         job = await session.get(Job, job_id, with_for_update=True)
         if job is None:
-            raise NotFound(f"job {job_id} does not exist")
+            raise WordedNotFound(N_("Job %(job)s does not exist."), job=job_id)
         if job.status not in FINISHED:
-            raise Conflict(f"job {job_id} is {display_status(job)}; cancel it before deleting its record")
+            raise WordedConflict(
+                N_("Job %(job)s is still %(status)s; cancel it before deleting its record."),
+                job=job_id,
+                status=display_status(job),
+            )
         await record(session, actor, "job.delete", "job", job_id, {"kind": job.kind, "status": job.status})
         await session.delete(job)
         await session.flush()
+
+
+#: The operator's "reset status" choices on the job page.
+RESET_MODES = ("retry", "restart", "done")
+
+
+async def _refusal(ctx: AppContext, job_id: int) -> tuple[str, str | None] | None:
+    """(display status, dedupe key) of a job the engine just refused to act on; None if it is gone."""
+    async with ctx.db.session() as session:
+        job = await session.get(Job, job_id)
+        return (display_status(job), job.dedupe_key) if job is not None else None
+
+
+async def cancel_job(ctx: AppContext, job_id: int, actor: Actor) -> str:
+    """Cancel through the engine; its status afterwards (``cancelled``, or ``running`` until the next
+    step). The engine's refusal comes back as a sentence the console can translate."""
+    try:
+        return await queue.cancel(ctx, job_id, actor)
+    except queue.JobError as exc:
+        found = await _refusal(ctx, job_id)
+        if isinstance(exc, queue.JobNotFound) or found is None:
+            raise WordedNotFound(N_("Job %(job)s does not exist."), job=job_id) from None
+        raise WordedConflict(
+            N_("Job %(job)s has already ended (%(status)s); there is nothing to cancel."),
+            job=job_id,
+            status=found[0],
+        ) from None
+
+
+async def reset_job(ctx: AppContext, job_id: int, actor: Actor, mode: str) -> str:
+    """Reset a failed or cancelled job through the engine (``retry``, ``restart`` or ``done``)."""
+    if mode not in RESET_MODES:
+        raise WordedInvalid(N_("Choose retry, restart or mark done."), field="mode")
+    try:
+        return await queue.reset(ctx, job_id, actor, mode=mode)
+    except queue.JobError as exc:
+        found = await _refusal(ctx, job_id)
+        if isinstance(exc, queue.JobNotFound) or found is None:
+            raise WordedNotFound(N_("Job %(job)s does not exist."), job=job_id) from None
+        status, dedupe_key = found
+        if status not in ("failed", "cancelled"):
+            raise WordedConflict(
+                N_("Job %(job)s is %(status)s; only failed or cancelled jobs can be reset."),
+                job=job_id,
+                status=status,
+            ) from None
+        raise WordedConflict(
+            N_(
+                "Another queued job already does this work (dedupe key %(key)s); "
+                "let it run or cancel it first."
+            ),
+            key=dedupe_key or "",
+        ) from None

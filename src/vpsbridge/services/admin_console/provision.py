@@ -26,8 +26,9 @@ import structlog
 
 from vpsbridge.platforms.models import Capability, OsTemplate
 from vpsbridge.services import stock
+from vpsbridge.services.admin_console.wording import N_, WordedConflict, WordedInvalid, WordedUpstreamError
 from vpsbridge.services.audit import Actor
-from vpsbridge.services.errors import Conflict, Invalid, UpstreamError
+from vpsbridge.services.errors import Invalid
 from vpsbridge.services.platforms import get_platform, list_platforms
 from vpsbridge.services.products import get_product, list_products
 from vpsbridge.services.provisioning import ClientInfo, ServiceCreate, ServiceOut, create_service
@@ -159,8 +160,10 @@ async def product_gallery(ctx: AppContext, product_id: int) -> dict[str, list[Os
     try:
         items = await ctx.cache.get_or_fetch(key, GALLERY_TTL, fetch)
     except (HttpUpstreamError, PlatformError) as exc:
-        raise UpstreamError(
-            f"platform {product.platform_name!r} did not list its operating systems: {exc}"
+        raise WordedUpstreamError(
+            N_("Platform '%(platform)s' did not list its operating systems: %(reason)s"),
+            platform=product.platform_name,
+            reason=str(exc),
         ) from exc
     groups: dict[str, list[OsChoice]] = {}
     for item in items:
@@ -181,19 +184,28 @@ def _check(req: NewService) -> None:
     from vpsbridge.services.portal import check_hostname
 
     if not req.client_id:
-        raise Invalid("Enter the client id the service belongs to.", field="client_id")
+        raise WordedInvalid(N_("Enter the client id the service belongs to."), field="client_id")
     if len(req.client_id) > 64:
-        raise Invalid("The client id may be at most 64 characters.", field="client_id")
+        raise WordedInvalid(N_("The client id may be at most 64 characters."), field="client_id")
     if not EMAIL.match(req.client_email):
-        raise Invalid(
-            "Enter the client's e-mail address (platforms with their own users need it).",
+        raise WordedInvalid(
+            N_("Enter the client's e-mail address (platforms with their own users need it)."),
             field="client_email",
         )
-    check_hostname(req.hostname)
+    try:
+        check_hostname(req.hostname)
+    except Invalid:
+        raise WordedInvalid(
+            N_(
+                "Enter a host name of letters, digits and hyphens: parts of 1 to 63 characters "
+                "separated by dots, at most 253 in all (vps1.example.net)."
+            ),
+            field="hostname",
+        ) from None
     for key in req.ssh_keys:
         if not SSH_KEY.match(key):
-            raise Invalid(
-                "That does not look like an SSH public key (ssh-ed25519 AAAA...).", field="ssh_keys"
+            raise WordedInvalid(
+                N_("That does not look like an SSH public key (ssh-ed25519 AAAA...)."), field="ssh_keys"
             )
 
 
@@ -208,22 +220,30 @@ async def create_from_console(ctx: AppContext, req: NewService, actor: Actor) ->
     _check(req)
     choice = await live_stock(ctx, req.product_id)
     if choice.platform_type in NUMERIC_CLIENT_IDS and not req.client_id.isdigit():
-        raise Invalid(
-            f"Platform {choice.platform} ({choice.platform_type}) ties servers to a client number; "
-            "enter the client id as digits only.",
+        raise WordedInvalid(
+            N_(
+                "Platform %(platform)s (%(type)s) ties servers to a client number; "
+                "enter the client id as digits only."
+            ),
             field="client_id",
+            platform=choice.platform,
+            type=choice.platform_type,
         )
     if choice.out_of_stock:
-        raise Conflict(
-            f"{choice.name} is out of stock: no more servers of this product fit on platform "
-            f"{choice.platform} (its stock buffer included). Free capacity, lower the product's stock "
-            "buffer or choose another product.",
+        raise WordedConflict(
+            N_(
+                "%(product)s is out of stock: no more servers of this product fit on platform "
+                "%(platform)s (its stock buffer included). Free capacity, lower the product's stock "
+                "buffer or choose another product."
+            ),
             details={"product_id": choice.id, "quantity": 0},
+            product=choice.name,
+            platform=choice.platform,
         )
     gallery = await product_gallery(ctx, req.product_id)
     offered = {entry.id for entries in gallery.values() for entry in entries}
     if offered and req.os_template not in offered:
-        raise Invalid("Choose one of the operating systems this product offers.", field="os")
+        raise WordedInvalid(N_("Choose one of the operating systems this product offers."), field="os")
     hostname = req.hostname.strip().rstrip(".").lower()
     out = await create_service(
         ctx,

@@ -17,8 +17,17 @@ from sqlalchemy import String, cast, func, or_, select
 from vpsbridge.logs import scrub
 from vpsbridge.services.admin_console.audit import AuditEntry, AuditQuery, list_audit
 from vpsbridge.services.admin_console.jobs import JobSummary, summary_of
+from vpsbridge.services.admin_console.wording import (
+    N_,
+    WordedConflict,
+    WordedInvalid,
+    WordedNotFound,
+    WordedUpstreamError,
+    Wording,
+    wording_of,
+)
 from vpsbridge.services.audit import Actor, record
-from vpsbridge.services.errors import Conflict, Invalid, NotFound, ServiceError, UpstreamError
+from vpsbridge.services.errors import ServiceError
 from vpsbridge.services.provisioning import ServiceOut, get_service
 from vpsbridge.store.models import Job, Platform, Product, Server, Service
 
@@ -172,13 +181,15 @@ async def set_server_external_id(
     """
     value = (external_id or "").strip() or None
     if value is not None and (len(value) > 64 or any(c.isspace() for c in value)):
-        raise Invalid("a server id is up to 64 characters without spaces", field="external_id")
+        raise WordedInvalid(N_("A server id is up to 64 characters without spaces."), field="external_id")
     async with ctx.db.session() as session:
         service = await session.get(Service, service_id)
         if service is None:
-            raise NotFound(f"no service {service_id}")
+            raise WordedNotFound(N_("Service %(service)s does not exist."), service=service_id)
         if service.server_id is None:
-            raise Conflict(f"service {service_id} has no server record yet; provision it first")
+            raise WordedConflict(
+                N_("Service %(service)s has no server record yet; provision it first."), service=service_id
+            )
         server = await session.get(Server, service.server_id, with_for_update=True)
         assert server is not None
         if value is not None:
@@ -190,8 +201,13 @@ async def set_server_external_id(
                 )
             )
             if clash is not None:
-                raise Conflict(
-                    f"server id {value!r} already belongs to server record {clash} on this platform"
+                raise WordedConflict(
+                    N_(
+                        "Server id %(external_id)s already belongs to server record %(server)s "
+                        "on this platform."
+                    ),
+                    external_id=value,
+                    server=clash,
                 )
         previous = server.external_id
         server.external_id = value
@@ -216,19 +232,25 @@ async def refresh_server_object(ctx: AppContext, service_id: int, actor: Actor) 
     service = await get_service(ctx, service_id)
     server = service.server
     if server is None or not server.external_id:
-        raise Conflict(f"service {service_id} has no platform server id; set it first")
+        raise WordedConflict(
+            N_("Service %(service)s has no platform server id; set it first."), service=service_id
+        )
     try:
         async with open_driver(ctx, server.platform_id) as (driver, config):
             info = await driver.server_info(
                 ServerRef(external_id=server.external_id, node=server.node), live=True
             )
     except HttpUpstreamError as exc:
-        raise UpstreamError(f"the platform did not answer for server {server.external_id}: {exc}") from exc
+        raise WordedUpstreamError(
+            N_("The platform did not answer for server %(external_id)s: %(reason)s"),
+            external_id=server.external_id,
+            reason=str(exc),
+        ) from exc
     snapshot = info.model_dump(mode="json")
     async with ctx.db.session() as session:
         row = await session.get(Server, server.id, with_for_update=True)
         if row is None:
-            raise NotFound(f"server record {server.id} no longer exists")
+            raise WordedNotFound(N_("Server record %(server)s no longer exists."), server=server.id)
         known = dict(row.last_known or {})
         known.update({"ipv4": list(info.ipv4), "ipv6": list(info.ipv6), "info": snapshot})
         row.last_known = known
@@ -251,7 +273,21 @@ class Finding:
     """One line of "validate config": ``ok`` / ``warning`` / ``error`` and a sentence."""
 
     level: str
-    message: str
+    wording: Wording
+
+    @property
+    def message(self) -> str:
+        """The sentence in English (the console shows ``wording`` translated)."""
+        return str(self.wording)
+
+
+def _finding(level: str, template: str, **values: Any) -> Finding:
+    return Finding(level, Wording(template, values))
+
+
+def _error_finding(exc: ServiceError) -> Finding:
+    """A refusal of another service as a finding: its own wording when it has one, else its sentence."""
+    return Finding("error", wording_of(exc) or Wording(exc.message))
 
 
 async def validate_service(ctx: AppContext, service_id: int) -> list[Finding]:
@@ -263,7 +299,7 @@ async def validate_service(ctx: AppContext, service_id: int) -> list[Finding]:
     async with ctx.db.session() as session:
         service = await session.get(Service, service_id)
         if service is None:
-            raise NotFound(f"no service {service_id}")
+            raise WordedNotFound(N_("Service %(service)s does not exist."), service=service_id)
         product = await session.get(Product, service.product_id) if service.product_id else None
         server = await session.get(Server, service.server_id) if service.server_id else None
         options = dict(service.options or {})
@@ -284,20 +320,25 @@ async def validate_service(ctx: AppContext, service_id: int) -> list[Finding]:
         )
         enabled = product.enabled if product is not None else False
     if view is None:
-        return [Finding("error", "the service has no product; set one through a package change")]
-    findings.append(
-        Finding(
-            "ok" if enabled else "warning", f"product {view.name!r} is {'enabled' if enabled else 'disabled'}"
-        )
-    )
+        return [_finding("error", N_("the service has no product; set one through a package change"))]
+    if enabled:
+        findings.append(_finding("ok", N_("product '%(product)s' is enabled"), product=view.name))
+    else:
+        findings.append(_finding("warning", N_("product '%(product)s' is disabled"), product=view.name))
     try:
         config = await platform_config(ctx, view.platform_id)
     except ServiceError as exc:
-        findings.append(Finding("error", str(exc)))
+        findings.append(_error_finding(exc))
         return findings
-    findings.append(Finding("ok", f"platform {config.name!r} ({config.type}) is enabled"))
+    findings.append(
+        _finding(
+            "ok", N_("platform '%(platform)s' (%(type)s) is enabled"), platform=config.name, type=config.type
+        )
+    )
     if not config.credentials:
-        findings.append(Finding("error", f"platform {config.name!r} has no credentials"))
+        findings.append(
+            _finding("error", N_("platform '%(platform)s' has no credentials"), platform=config.name)
+        )
     try:
         flavour = flavour_for(config.type)
         spec = flavour.server_spec(
@@ -311,14 +352,28 @@ async def validate_service(ctx: AppContext, service_id: int) -> list[Finding]:
             # so the check reads the package itself - and that it still exists and is enabled.
             findings.append(await _package_finding(ctx, view.platform_id, package))
         else:
-            sizes = f"{spec.cpu_cores} cores, {spec.memory_mb} MB memory, {spec.disk_gb} GB disk"
-            findings.append(Finding("ok", f"plan resolves: {sizes}"))
+            findings.append(
+                _finding(
+                    "ok",
+                    N_("plan resolves: %(cpu)s cores, %(memory)s MB memory, %(disk)s GB disk"),
+                    cpu=spec.cpu_cores,
+                    memory=spec.memory_mb,
+                    disk=spec.disk_gb,
+                )
+            )
     except ServiceError as exc:
-        findings.append(Finding("error", str(exc)))
+        findings.append(_error_finding(exc))
     except (KeyError, LookupError) as exc:
-        findings.append(Finding("error", f"no provisioning support for platform type {config.type!r}: {exc}"))
+        findings.append(
+            _finding(
+                "error",
+                N_("no provisioning support for platform type '%(type)s': %(reason)s"),
+                type=config.type,
+                reason=str(exc),
+            )
+        )
     if server is not None and server.external_id is None and status not in ("pending", "terminated"):
-        findings.append(Finding("warning", "the server has no platform server id recorded"))
+        findings.append(_finding("warning", N_("the server has no platform server id recorded")))
     return findings
 
 
@@ -332,18 +387,35 @@ async def _package_finding(ctx: AppContext, platform_id: int, package: Any) -> F
         async with open_driver(ctx, platform_id) as (driver, _config):
             read = getattr(driver, "package", None)
             if read is None:
-                return Finding("ok", f"plan resolves: package {package}")
+                return _finding("ok", N_("plan resolves: package %(package)s"), package=package)
             data = await read(int(package))
     except UpstreamNotFound:
-        return Finding("error", f"package {package} does not exist on the platform")
+        return _finding("error", N_("package %(package)s does not exist on the platform"), package=package)
     except (HttpUpstreamError, ValueError) as exc:
-        return Finding("warning", f"could not read package {package} from the platform: {exc}")
+        return _finding(
+            "warning",
+            N_("could not read package %(package)s from the platform: %(reason)s"),
+            package=package,
+            reason=str(exc),
+        )
     if not data.get("enabled", True):
-        return Finding("error", f"package {package} ({data.get('name')}) is disabled on the platform")
-    return Finding(
+        return _finding(
+            "error",
+            N_("package %(package)s (%(name)s) is disabled on the platform"),
+            package=package,
+            name=data.get("name"),
+        )
+    return _finding(
         "ok",
-        f"plan resolves: package {package} ({data.get('name')}): {data.get('cpuCores')} cores, "
-        f"{data.get('memory')} MB memory, {data.get('primaryStorage')} GB disk",
+        N_(
+            "plan resolves: package %(package)s (%(name)s): %(cpu)s cores, %(memory)s MB memory, "
+            "%(disk)s GB disk"
+        ),
+        package=package,
+        name=data.get("name"),
+        cpu=data.get("cpuCores"),
+        memory=data.get("memory"),
+        disk=data.get("primaryStorage"),
     )
 
 
@@ -361,17 +433,23 @@ async def platform_login_url(ctx: AppContext, service_id: int, actor: Actor) -> 
     service = await get_service(ctx, service_id)
     server = service.server
     if server is None or not server.external_id:
-        raise Conflict(f"service {service_id} has no server on the platform yet")
+        raise WordedConflict(N_("Service %(service)s has no server on the platform yet."), service=service_id)
     try:
         async with open_driver(ctx, server.platform_id) as (driver, config):
             sso = getattr(driver, "sso_url", None)
             if sso is None:
-                raise Conflict(f"platform {config.name!r} ({config.type}) has no panel sign-in")
+                raise WordedConflict(
+                    N_("Platform '%(platform)s' (%(type)s) has no panel sign-in."),
+                    platform=config.name,
+                    type=config.type,
+                )
             url = str(
                 await sso(service.client_id, ServerRef(external_id=server.external_id, node=server.node))
             )
     except (HttpUpstreamError, PlatformError) as exc:
-        raise UpstreamError(f"the platform refused the panel sign-in: {exc}") from exc
+        raise WordedUpstreamError(
+            N_("The platform refused the panel sign-in: %(reason)s"), reason=str(exc)
+        ) from exc
     async with ctx.db.session() as session:
         await record(session, actor, "service.platform_login", "service", service_id, {"server": server.id})
     return url

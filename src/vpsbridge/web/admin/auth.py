@@ -19,21 +19,31 @@ from vpsbridge.config import Settings
 from vpsbridge.services import admin_auth
 from vpsbridge.services.admin_auth import TooManyAttempts
 from vpsbridge.web.admin.deps import KIND, PREFIX, Signed, flash_of, safe_next, see_other
+from vpsbridge.web.admin.wording import AdminRoute
 from vpsbridge.web.deps import client_ip, get_ctx
 from vpsbridge.web.ui import (
     UiError,
-    UiRoute,
+    _,
     current_session,
     end_session,
     render,
     require_same_origin,
     start_session,
 )
+from vpsbridge.web.ui.i18n import N_
 from vpsbridge.web.ui.security import tokens_match
 
-router = APIRouter(route_class=UiRoute, include_in_schema=False)
+router = APIRouter(route_class=AdminRoute, include_in_schema=False)
 
 LOGIN_CSRF_FIELD = "login_token"
+#: The account service's refusals of a two-factor code, worded there (:mod:`vpsbridge.services.admin_auth`)
+#: and shown on the error page, which looks every message up in the catalogue: listed here so the
+#: console's catalogue holds them.
+TOTP_REFUSALS = (
+    N_("this set-up form has expired; start two-factor set-up again"),
+    N_("that code does not match; check the time on your device and try again"),
+    N_("that code does not match"),
+)
 
 
 def _login_cookie(settings: Settings) -> str:
@@ -126,7 +136,9 @@ async def login_submit(request: Request) -> Response:
     if outcome.ticket is not None:
         return _login_form(request, ticket=outcome.ticket, next_path=next_path)
     if outcome.admin is None:
-        return _login_form(request, error="Wrong username or password.", status=401, next_path=next_path)
+        return _login_form(
+            request, error=_(request, "Wrong username or password."), status=401, next_path=next_path
+        )
     return await _signed_in_response(request, outcome.admin.id, next_path)
 
 
@@ -142,7 +154,7 @@ async def login_totp(request: Request) -> Response:
     if admin is None:
         return _login_form(
             request,
-            error="That code is not valid (or was already used); enter the current one.",
+            error=_(request, "That code is not valid (or was already used); enter the current one."),
             status=401,
             ticket=ticket,
             next_path=values.get("next", ""),
@@ -203,7 +215,7 @@ async def totp_confirm(request: Request, operator: Signed) -> Response:
         str(form.get("code", "")),
         operator.actor,
     )
-    return see_other(f"{PREFIX}/account", flash="Two-factor sign-in is on.")
+    return see_other(f"{PREFIX}/account", flash=_(request, "Two-factor sign-in is on."))
 
 
 @router.post("/account/totp/disable")
@@ -212,4 +224,4 @@ async def totp_disable(request: Request, operator: Signed) -> Response:
     await admin_auth.disable_totp(
         get_ctx(request), operator.admin.id, operator.actor, code=str(form.get("code", ""))
     )
-    return see_other(f"{PREFIX}/account", flash="Two-factor sign-in is off.", kind="warning")
+    return see_other(f"{PREFIX}/account", flash=_(request, "Two-factor sign-in is off."), kind="warning")

@@ -26,10 +26,11 @@ from vpsbridge.web.admin.forms import (
     secret_fields,
     text,
 )
+from vpsbridge.web.admin.wording import AdminRoute, error_text
 from vpsbridge.web.deps import get_ctx
-from vpsbridge.web.ui import UiRoute, render
+from vpsbridge.web.ui import _, render
 
-router = APIRouter(route_class=UiRoute, include_in_schema=False)
+router = APIRouter(route_class=AdminRoute, include_in_schema=False)
 
 #: The credential fields each type stores (the form shows one empty password input per name).
 PLATFORM_SECRETS: dict[str, tuple[str, ...]] = {
@@ -103,7 +104,9 @@ async def platform_create(request: Request, operator: Signed) -> Response:
     out = await platforms.create_platform(
         get_ctx(request), _platform_values(form, type_, creating=True), operator.actor
     )
-    return see_other(f"{PREFIX}/platforms/{out.id}", flash=f"Platform {out.name} added.")
+    return see_other(
+        f"{PREFIX}/platforms/{out.id}", flash=_(request, "Platform %(name)s added.", name=out.name)
+    )
 
 
 async def _platform_page(request: Request, operator: Operator, platform_id: int, **extra: Any) -> Response:
@@ -136,7 +139,7 @@ async def platform_update(request: Request, platform_id: int, operator: Signed) 
     await platforms.update_platform(
         ctx, platform_id, _platform_values(form, current.type, creating=False), operator.actor
     )
-    return see_other(f"{PREFIX}/platforms/{platform_id}", flash="Platform saved.")
+    return see_other(f"{PREFIX}/platforms/{platform_id}", flash=_(request, "Platform saved."))
 
 
 @router.post("/platforms/{platform_id}/test")
@@ -150,14 +153,14 @@ async def platform_capacity(request: Request, platform_id: int, operator: Signed
     try:
         capacity = await admin_console.platform_capacity(get_ctx(request), platform_id)
     except ServiceError as exc:
-        return await _platform_page(request, operator, platform_id, capacity_error=str(exc))
+        return await _platform_page(request, operator, platform_id, capacity_error=error_text(request, exc))
     return await _platform_page(request, operator, platform_id, capacity=capacity)
 
 
 @router.post("/platforms/{platform_id}/delete")
 async def platform_delete(request: Request, platform_id: int, operator: Signed) -> Response:
     await platforms.delete_platform(get_ctx(request), platform_id, operator.actor)
-    return see_other(f"{PREFIX}/platforms", flash="Platform deleted.", kind="warning")
+    return see_other(f"{PREFIX}/platforms", flash=_(request, "Platform deleted."), kind="warning")
 
 
 # --- products -------------------------------------------------------------------------------------
@@ -201,7 +204,9 @@ async def product_create(request: Request, operator: Signed) -> Response:
     out = await products.create_product(
         get_ctx(request), _product_values(await request.form()), operator.actor
     )
-    return see_other(f"{PREFIX}/products/{out.id}", flash=f"Product {out.name} added.")
+    return see_other(
+        f"{PREFIX}/products/{out.id}", flash=_(request, "Product %(name)s added.", name=out.name)
+    )
 
 
 @router.get("/products/{product_id}")
@@ -229,7 +234,7 @@ async def product_update(request: Request, product_id: int, operator: Signed) ->
     await products.update_product(
         get_ctx(request), product_id, _product_values(await request.form()), operator.actor
     )
-    return see_other(f"{PREFIX}/products/{product_id}", flash="Product saved.")
+    return see_other(f"{PREFIX}/products/{product_id}", flash=_(request, "Product saved."))
 
 
 # --- IP pools -------------------------------------------------------------------------------------
@@ -276,7 +281,7 @@ async def pool_new(request: Request, operator: Signed) -> Response:
 @router.post("/pools/new")
 async def pool_create(request: Request, operator: Signed) -> Response:
     out = await pools.create_pool(get_ctx(request), _pool_values(await request.form()), operator.actor)
-    return see_other(f"{PREFIX}/pools/{out.id}", flash=f"IP pool {out.name} added.")
+    return see_other(f"{PREFIX}/pools/{out.id}", flash=_(request, "IP pool %(name)s added.", name=out.name))
 
 
 @router.get("/pools/{pool_id}")
@@ -297,13 +302,13 @@ async def pool_page(request: Request, pool_id: int, operator: Signed) -> Respons
 @router.post("/pools/{pool_id}")
 async def pool_update(request: Request, pool_id: int, operator: Signed) -> Response:
     await pools.update_pool(get_ctx(request), pool_id, _pool_values(await request.form()), operator.actor)
-    return see_other(f"{PREFIX}/pools/{pool_id}", flash="IP pool saved.")
+    return see_other(f"{PREFIX}/pools/{pool_id}", flash=_(request, "IP pool saved."))
 
 
 @router.post("/pools/{pool_id}/delete")
 async def pool_delete(request: Request, pool_id: int, operator: Signed) -> Response:
     await pools.delete_pool(get_ctx(request), pool_id, operator.actor)
-    return see_other(f"{PREFIX}/pools", flash="IP pool deleted.", kind="warning")
+    return see_other(f"{PREFIX}/pools", flash=_(request, "IP pool deleted."), kind="warning")
 
 
 # --- DNS providers and zones ----------------------------------------------------------------------
@@ -361,7 +366,9 @@ async def dns_create(request: Request, operator: Signed) -> Response:
     out = await dns_providers.create_dns_provider(
         get_ctx(request), _dns_values(form, text(form, "type"), creating=True), operator.actor
     )
-    return see_other(f"{PREFIX}/dns/{out.id}", flash=f"DNS provider {out.name} added.")
+    return see_other(
+        f"{PREFIX}/dns/{out.id}", flash=_(request, "DNS provider %(name)s added.", name=out.name)
+    )
 
 
 async def _dns_provider_page(
@@ -399,7 +406,7 @@ async def dns_update(request: Request, provider_id: int, operator: Signed) -> Re
     await dns_providers.update_dns_provider(
         ctx, provider_id, _dns_values(form, current.type, creating=False), operator.actor
     )
-    return see_other(f"{PREFIX}/dns/{provider_id}", flash="DNS provider saved.")
+    return see_other(f"{PREFIX}/dns/{provider_id}", flash=_(request, "DNS provider saved."))
 
 
 @router.post("/dns/{provider_id}/test")
@@ -415,8 +422,12 @@ async def dns_sync_zones(request: Request, provider_id: int, operator: Signed) -
     from vpsbridge.services import dns
 
     report = await dns.sync_zones(get_ctx(request), provider_id, operator.actor)
-    summary = (
-        f"Zones refreshed: {len(report.added)} added, {len(report.removed)} removed, {len(report.kept)} kept."
+    summary = _(
+        request,
+        "Zones refreshed: %(added)s added, %(removed)s removed, %(kept)s kept.",
+        added=len(report.added),
+        removed=len(report.removed),
+        kept=len(report.kept),
     )
     return see_other(f"{PREFIX}/dns/{provider_id}", flash=summary)
 
@@ -424,7 +435,7 @@ async def dns_sync_zones(request: Request, provider_id: int, operator: Signed) -
 @router.post("/dns/{provider_id}/delete")
 async def dns_delete(request: Request, provider_id: int, operator: Signed) -> Response:
     await dns_providers.delete_dns_provider(get_ctx(request), provider_id, operator.actor)
-    return see_other(f"{PREFIX}/dns", flash="DNS provider deleted.", kind="warning")
+    return see_other(f"{PREFIX}/dns", flash=_(request, "DNS provider deleted."), kind="warning")
 
 
 @router.post("/dns-reconcile")

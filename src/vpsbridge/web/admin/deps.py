@@ -92,6 +92,8 @@ def see_other(
 ) -> RedirectResponse:
     """Post/redirect/get, carrying a short message in the query string (shown escaped).
 
+    ``flash`` is already in the operator's language: the action words it with the request's ``_``
+    (``_(request, "IP pool %(name)s added.", name=...)``), fields filled after translation.
     ``job`` names the job the action queued; the page links to it so the operator can follow it.
     """
     if flash:
@@ -104,11 +106,11 @@ def see_other(
 
 
 def flash_of(request: Request) -> tuple[str | None, str]:
-    """The message of a redirect, in the page's language when the catalogue knows it.
+    """The message of a redirect (see :func:`see_other`), shown escaped.
 
-    Messages travel in English (the query string is not trusted for anything but display), so a
-    message marked with ``N_()`` where it is written is translated here; any other text is shown
-    as it came, escaped.
+    Actions translate their message before the redirect, because only they know its fields; the
+    lookup here still translates a fixed English sentence (a bookmarked or hand-made link). The
+    query string is trusted for nothing but display.
     """
     kind = request.query_params.get("flash_kind", "success")
     message = request.query_params.get("flash")

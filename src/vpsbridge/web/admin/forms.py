@@ -2,7 +2,9 @@
 
 Forms post strings; the catalog services take typed values and JSON objects (plan, placement,
 settings). Empty optional fields mean "not set"; JSON fields must parse to an object, and a secret
-field left empty means "unchanged" (the page never shows stored secrets).
+field left empty means "unchanged" (the page never shows stored secrets). A value that does not
+parse is refused with a sentence naming the field by its label on the form, in the operator's
+language (the ``label`` field of the wording, see :mod:`vpsbridge.web.admin.wording`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,22 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
-from vpsbridge.services.errors import Invalid
+from vpsbridge.services.admin_console.wording import WordedInvalid
+from vpsbridge.web.ui.i18n import N_
+
+#: Input name -> its label on the form (the same catalogue entries the templates use).
+FIELD_LABELS = {
+    "prefix_length": N_("Prefix length"),
+    "vlan": "VLAN",
+    "stock_buffer_pct": N_("Stock buffer %"),
+    "settings": N_("Settings (JSON)"),
+    "plan": N_("Plan (JSON)"),
+    "placement": N_("Placement (JSON)"),
+}
+
+
+def _label(name: str) -> str:
+    return FIELD_LABELS.get(name, name)
 
 
 def text(form: FormData, name: str) -> str:
@@ -35,7 +52,7 @@ def integer(form: FormData, name: str) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise Invalid(f"{name} must be a whole number", field=name) from None
+        raise WordedInvalid(N_("%(label)s must be a whole number."), field=name, label=_label(name)) from None
 
 
 def number(form: FormData, name: str, default: float) -> float:
@@ -45,7 +62,7 @@ def number(form: FormData, name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise Invalid(f"{name} must be a number", field=name) from None
+        raise WordedInvalid(N_("%(label)s must be a number."), field=name, label=_label(name)) from None
 
 
 def json_object(form: FormData, name: str) -> dict[str, Any]:
@@ -55,9 +72,15 @@ def json_object(form: FormData, name: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise Invalid(f"{name} is not valid JSON: {exc.msg} (line {exc.lineno})", field=name) from None
+        raise WordedInvalid(
+            N_("%(label)s is not valid JSON: %(reason)s (line %(line)s)."),
+            field=name,
+            label=_label(name),
+            reason=exc.msg,
+            line=exc.lineno,
+        ) from None
     if not isinstance(value, dict):
-        raise Invalid(f"{name} must be a JSON object ({{...}})", field=name)
+        raise WordedInvalid(N_("%(label)s must be a JSON object ({...})."), field=name, label=_label(name))
     return value
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from vpsbridge.jobs import queue
 from vpsbridge.services import admin_console
-from vpsbridge.services.errors import Conflict, NotFound
 from vpsbridge.web.admin.deps import PREFIX, Signed, flash_of, int_param, see_other
+from vpsbridge.web.admin.wording import AdminRoute
 from vpsbridge.web.deps import get_ctx
-from vpsbridge.web.ui import UiRoute, render
+from vpsbridge.web.ui import _, render
+from vpsbridge.web.ui.i18n import N_
 
-router = APIRouter(route_class=UiRoute, include_in_schema=False)
+router = APIRouter(route_class=AdminRoute, include_in_schema=False)
 
 
 @router.get("/jobs")
@@ -55,37 +55,34 @@ async def job_page(request: Request, job_id: int, operator: Signed) -> Response:
     )
 
 
-def _translate(exc: queue.JobError) -> Exception:
-    return NotFound(str(exc)) if isinstance(exc, queue.JobNotFound) else Conflict(str(exc))
-
-
 @router.post("/jobs/{job_id}/cancel")
 async def job_cancel(request: Request, job_id: int, operator: Signed) -> Response:
-    try:
-        status = await queue.cancel(get_ctx(request), job_id, operator.actor)
-    except queue.JobError as exc:
-        raise _translate(exc) from None
+    status = await admin_console.cancel_job(get_ctx(request), job_id, operator.actor)
     text = (
-        "Job cancelled."
+        _(request, "Job cancelled.")
         if status == "cancelled"
-        else "Cancellation requested; the job stops at its next step."
+        else _(request, "Cancellation requested; the job stops at its next step.")
     )
     return see_other(f"{PREFIX}/jobs/{job_id}", flash=text)
+
+
+#: Reset mode -> what the operator reads afterwards.
+RESET_MESSAGES = {
+    "retry": N_("Job queued again from the failed step."),
+    "restart": N_("Job queued again from the start."),
+    "done": N_("Job marked as succeeded."),
+}
 
 
 @router.post("/jobs/{job_id}/reset")
 async def job_reset(request: Request, job_id: int, operator: Signed) -> Response:
     form = await request.form()
     mode = str(form.get("mode", "retry"))
-    try:
-        status = await queue.reset(get_ctx(request), job_id, operator.actor, mode=mode)
-    except queue.JobError as exc:
-        raise _translate(exc) from None
-    text = {"retry": "Job queued again from the failed step.", "restart": "Job queued again from the start."}
-    return see_other(f"{PREFIX}/jobs/{job_id}", flash=text.get(mode, f"Job marked {status}."))
+    await admin_console.reset_job(get_ctx(request), job_id, operator.actor, mode)
+    return see_other(f"{PREFIX}/jobs/{job_id}", flash=_(request, RESET_MESSAGES[mode]))
 
 
 @router.post("/jobs/{job_id}/delete")
 async def job_delete(request: Request, job_id: int, operator: Signed) -> Response:
     await admin_console.delete_job(get_ctx(request), job_id, operator.actor)
-    return see_other(f"{PREFIX}/jobs", flash=f"Job {job_id} deleted.")
+    return see_other(f"{PREFIX}/jobs", flash=_(request, "Job %(job)s deleted.", job=job_id))

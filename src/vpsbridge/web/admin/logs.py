@@ -7,12 +7,12 @@ from fastapi.responses import Response
 
 from vpsbridge.services import admin_console
 from vpsbridge.services.admin_console import AuditQuery, UpstreamQuery
-from vpsbridge.services.errors import NotFound
 from vpsbridge.web.admin.deps import Signed, int_param
+from vpsbridge.web.admin.wording import AdminRoute
 from vpsbridge.web.deps import get_ctx
-from vpsbridge.web.ui import UiRoute, render
+from vpsbridge.web.ui import UiError, render
 
-router = APIRouter(route_class=UiRoute, include_in_schema=False)
+router = APIRouter(route_class=AdminRoute, include_in_schema=False)
 PAGE = 50
 
 
@@ -55,7 +55,12 @@ async def upstream_page(request: Request, operator: Signed) -> Response:
 async def upstream_detail(request: Request, request_id: int, operator: Signed) -> Response:
     row = await admin_console.get_upstream(get_ctx(request), request_id)
     if row is None:
-        raise NotFound(f"upstream request {request_id} is not in the log (it may have been purged)")
+        raise UiError(
+            404,
+            "Upstream request %(id)s is not in the log (it may have been purged).",
+            code="not_found",
+            values={"id": request_id},
+        )
     return render(request, "admin/upstream_detail.html", {"op": operator, "nav": "upstream", "r": row})
 
 

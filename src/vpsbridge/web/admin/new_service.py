@@ -18,14 +18,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from vpsbridge.services.admin_console import provision
-from vpsbridge.services.errors import Conflict, Invalid, ServiceError
+from vpsbridge.services.errors import Invalid, ServiceError
 from vpsbridge.web.admin.deps import PREFIX, Operator, Signed, int_param, see_other
 from vpsbridge.web.admin.forms import integer, lines, text
+from vpsbridge.web.admin.wording import AdminRoute, error_text
 from vpsbridge.web.deps import get_ctx
-from vpsbridge.web.ui import UiRoute, render
-from vpsbridge.web.ui.i18n import N_
+from vpsbridge.web.ui import UiError, _, render
 
-router = APIRouter(route_class=UiRoute, include_in_schema=False)
+router = APIRouter(route_class=AdminRoute, include_in_schema=False)
 
 PATH = f"{PREFIX}/services/new"
 #: How long a submitted form's key is remembered (and leads to the service it created).
@@ -64,7 +64,7 @@ async def _page(
         try:
             gallery = await provision.product_gallery(ctx, chosen.id)
         except ServiceError as exc:
-            gallery_error = exc.message
+            gallery_error = error_text(request, exc)
     return render(
         request,
         "admin/new_service.html",
@@ -77,6 +77,7 @@ async def _page(
             "gallery_error": gallery_error,
             "values": values or {},
             "error": error,
+            "error_message": error_text(request, error) if error is not None else None,
             "error_field": getattr(error, "field", None),
             "error_service": (error.details.get("service_id") if error is not None else None),
             "form_key": secrets.token_urlsafe(18),
@@ -102,18 +103,26 @@ async def new_service_create(request: Request, operator: Signed) -> Response:
         product_id = None
     form_key = text(form, "form_key")
     if product_id is None or not form_key or len(form_key) > 64:
-        raise Invalid("The form is incomplete; open the New service page again.", field="product")
+        raise UiError(422, "The form is incomplete; open the New service page again.", code="invalid")
 
     if not await ctx.cache.debounce(_guard_key(form_key), FORM_KEY_SECONDS):
         created = await ctx.cache.get(_done_key(form_key))
         if isinstance(created, int) and created > 0:
             return see_other(
                 f"{PREFIX}/services/{created}",
-                flash=N_("This form was already sent; this is the service it created."),
+                flash=_(request, "This form was already sent; this is the service it created."),
             )
         if created == 0:
-            raise Conflict("This form was already sent and refused; open the New service page again.")
-        raise Conflict("This form is being sent already; look for the new service in the services list.")
+            raise UiError(
+                409,
+                "This form was already sent and refused; open the New service page again.",
+                code="conflict",
+            )
+        raise UiError(
+            409,
+            "This form is being sent already; look for the new service in the services list.",
+            code="conflict",
+        )
 
     wanted = provision.NewService(
         product_id=product_id,
@@ -133,6 +142,6 @@ async def new_service_create(request: Request, operator: Signed) -> Response:
     await ctx.cache.set(_done_key(form_key), out.id, FORM_KEY_SECONDS)
     return see_other(
         f"{PREFIX}/services/{out.id}",
-        flash=N_("Service created; the platform accepted the server and its deploy job is queued."),
+        flash=_(request, "Service created; the platform accepted the server and its deploy job is queued."),
         job=out.job_id,
     )

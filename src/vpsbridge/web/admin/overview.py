@@ -7,10 +7,11 @@ from fastapi.responses import Response
 
 from vpsbridge.services import admin_console
 from vpsbridge.web.admin.deps import Signed
+from vpsbridge.web.admin.wording import AdminRoute
 from vpsbridge.web.deps import get_ctx
-from vpsbridge.web.ui import UiRoute, render
+from vpsbridge.web.ui import render
 
-router = APIRouter(route_class=UiRoute, include_in_schema=False)
+router = APIRouter(route_class=AdminRoute, include_in_schema=False)
 
 
 @router.get("/")

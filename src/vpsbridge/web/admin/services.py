@@ -15,25 +15,30 @@ from fastapi.responses import Response
 
 from vpsbridge.services import admin_console, provisioning
 from vpsbridge.services.admin_console import ServiceFilter
-from vpsbridge.services.errors import Invalid
 from vpsbridge.services.platforms import list_platforms
 from vpsbridge.services.products import list_products
 from vpsbridge.web.admin.deps import PREFIX, Operator, Signed, flash_job, flash_of, int_param, see_other
 from vpsbridge.web.admin.forms import lines, pretty, text
+from vpsbridge.web.admin.wording import AdminRoute, power_word, say
 from vpsbridge.web.deps import get_ctx
-from vpsbridge.web.ui import UiRoute, render
+from vpsbridge.web.ui import UiError, _, render
 from vpsbridge.web.ui.i18n import N_
 
-router = APIRouter(route_class=UiRoute, include_in_schema=False)
+router = APIRouter(route_class=AdminRoute, include_in_schema=False)
 
 FILTER_COOKIE = "vpsb_admin_service_filters"
 FILTER_KEYS = ("status", "platform", "product", "client", "q")
 POWER_ACTIONS = ("start", "shutdown", "restart", "stop", "reset")
 PAGE = 50
+#: What a terminate answered (its ``outcome``) -> the sentence the operator reads.
 TERMINATE_MESSAGES = {
     "queued": N_("Termination queued; its job deletes the server on the platform."),
     "unchanged": N_("The service is already terminated or being terminated."),
+    "done": N_("No server exists on the platform, so the service is terminated now."),
 }
+#: A power action is always handed to the platform (``accepted`` or ``queued``); ``%(action)s`` is
+#: the action's name as its button shows it.
+POWER_SENT = N_("'%(action)s' was sent to the platform; its job follows the platform's task.")
 
 
 def _filters_from(params: Any) -> dict[str, str]:
@@ -127,19 +132,22 @@ async def service_server_id(request: Request, service_id: int, operator: Signed)
     await admin_console.set_server_external_id(
         get_ctx(request), service_id, text(form, "external_id"), operator.actor
     )
-    return see_other(f"{PREFIX}/services/{service_id}", flash=N_("Server id saved."))
+    return see_other(f"{PREFIX}/services/{service_id}", flash=_(request, "Server id saved."))
 
 
 @router.post("/services/{service_id}/refresh")
 async def service_refresh(request: Request, service_id: int, operator: Signed) -> Response:
     await admin_console.refresh_server_object(get_ctx(request), service_id, operator.actor)
-    return see_other(f"{PREFIX}/services/{service_id}", flash=N_("Server object updated from the platform."))
+    return see_other(
+        f"{PREFIX}/services/{service_id}", flash=_(request, "Server object updated from the platform.")
+    )
 
 
 @router.post("/services/{service_id}/validate")
 async def service_validate(request: Request, service_id: int, operator: Signed) -> Response:
     findings = await admin_console.validate_service(get_ctx(request), service_id)
-    return await _detail(request, operator, service_id, findings=findings)
+    shown = [(f.level, say(request, f.wording)) for f in findings]
+    return await _detail(request, operator, service_id, findings=shown)
 
 
 @router.post("/services/{service_id}/power")
@@ -147,11 +155,12 @@ async def service_power(request: Request, service_id: int, operator: Signed) -> 
     form = await request.form()
     action = text(form, "action")
     if action not in POWER_ACTIONS:
-        raise Invalid(f"unknown power action {action!r}", field="action")
+        raise UiError(422, "Choose one of the power actions on the service page.", code="invalid")
     out = await provisioning.power_service(get_ctx(request), service_id, action, operator.actor)  # type: ignore[arg-type]
+    # The service's own ``message`` is English for the API; the console words the outcome itself.
     return see_other(
         f"{PREFIX}/services/{service_id}",
-        flash=out.message or f"Power {action}: {out.outcome}.",
+        flash=_(request, POWER_SENT, action=power_word(request, action)),
         job=out.job_id,
     )
 
@@ -161,7 +170,7 @@ async def service_terminate(request: Request, service_id: int, operator: Signed)
     out = await provisioning.terminate_service(get_ctx(request), service_id, operator.actor)
     return see_other(
         f"{PREFIX}/services/{service_id}",
-        flash=out.message or TERMINATE_MESSAGES.get(out.outcome, f"Terminate: {out.outcome}."),
+        flash=_(request, TERMINATE_MESSAGES.get(out.outcome, TERMINATE_MESSAGES["queued"])),
         kind="warning",
         job=out.job_id,
     )
@@ -207,5 +216,5 @@ async def service_rebuild(request: Request, service_id: int, operator: Signed) -
     owned = await portal.owned_service(ctx, service.client_id, service_id)
     job_id = await portal.rebuild(ctx, owned, text(form, "os"), lines(form, "ssh_keys"), operator.actor)
     return see_other(
-        f"{PREFIX}/services/{service_id}", flash=N_("Reinstall started."), kind="warning", job=job_id
+        f"{PREFIX}/services/{service_id}", flash=_(request, "Reinstall started."), kind="warning", job=job_id
     )

@@ -9,10 +9,11 @@ from vpsbridge.services import stock
 from vpsbridge.services.audit import record
 from vpsbridge.web.admin.deps import Signed, flash_of
 from vpsbridge.web.admin.forms import pretty
+from vpsbridge.web.admin.wording import AdminRoute
 from vpsbridge.web.deps import get_ctx
-from vpsbridge.web.ui import UiRoute, render
+from vpsbridge.web.ui import render
 
-router = APIRouter(route_class=UiRoute, include_in_schema=False)
+router = APIRouter(route_class=AdminRoute, include_in_schema=False)
 
 
 @router.get("/stock")

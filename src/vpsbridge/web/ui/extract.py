@@ -2,7 +2,8 @@
 
 Collects every translatable string of one UI area - ``_()``/``gettext``/``ngettext``,
 ``pgettext``/``npgettext`` and ``{% trans %}`` in its templates, ``_(request, "...")`` and
-``UiError(status, "...")`` in its Python modules - and adds the missing ones, untranslated, to
+``UiError(status, "...")`` and ``N_("...")`` in its Python modules and in the service packages only
+it shows (:data:`AREA_SERVICES`) - and adds the missing ones, untranslated, to
 ``locale/<lang>/LC_MESSAGES/<area>.po`` for every non-English language; entries the area no longer
 uses are dropped. ``--check`` changes nothing and exits 1 when a string is missing, untranslated or
 no longer used (the tests run the same check). Areas: ``ui`` (shared layout and infrastructure),
@@ -41,11 +42,20 @@ KEYWORDS: dict[str, Any] = {
 PY_KEYWORDS = {"_": (2,), "UiError": (2,), "gettext_for": (2,), "N_": None}
 
 
+#: Service packages whose sentences only one area shows, marked with their own ``N_()`` (services
+#: may not import ``web``): the area translates them, so its catalogue collects them. Paths are
+#: relative to the ``vpsbridge`` package (the folder above ``web``).
+AREA_SERVICES: dict[str, tuple[str, ...]] = {"admin": ("services/admin_console",)}
+
+
 def area_sources(area: str) -> tuple[list[Path], list[Path]]:
-    """(templates, python modules) of an area."""
+    """(templates, python modules) of an area, with the service packages it alone shows."""
     base = WEB_DIR / area
     templates = sorted((base / "templates").rglob("*.html")) if (base / "templates").is_dir() else []
     modules = sorted(p for p in base.rglob("*.py") if p.name != "extract.py")
+    for package in AREA_SERVICES.get(area, ()):
+        folder = WEB_DIR.parent / package
+        modules += sorted(folder.rglob("*.py")) if folder.is_dir() else []
     return templates, modules
 
 
@@ -75,7 +85,7 @@ def _ids(
 ) -> Iterator[tuple[MessageKey, str, int]]:
     """Single ids as they are; an ``ngettext`` pair stays one plural entry (``msgid_plural``), since
     gettext looks plurals up by the pair - two separate entries would never be used."""
-    where = str(path.relative_to(WEB_DIR))
+    where = str(path.relative_to(WEB_DIR if path.is_relative_to(WEB_DIR) else WEB_DIR.parent))
     if isinstance(message, tuple):
         parts = [part for part in message if part]
         if len(parts) == 2:
