@@ -2,14 +2,15 @@
 screenshots.
 
 ``vpsbridge demo`` runs as a subprocess exactly as a person starts it (the demo helpers read its
-banner); once the sample client's two services are active, the test signs in with the printed
-operator login and visits every page the console guide shows - dashboard (light and dark),
-platforms and one platform after "Test connection", products, IP pools and the pool holding the
-sample's address, services and the sample's Proxmox service after "Validate config", jobs and the
-VirtFusion sample's deploy job, stock after "Recalculate now", DNS, the upstream request log, the
-audit log, the New service form filled in for a second client, and the sign-in page. Every page
-must answer 200 with its heading, with no console error, page error or Content-Security-Policy
-violation.
+banner). The test signs in with the printed operator login, waits in the services list until the
+sample client's two services are active, and visits every page the console guide shows: dashboard
+(light and dark), platforms and one platform after "Test connection", products, IP pools and the
+pool holding the sample's address, services and the sample's Proxmox service after "Validate
+config", jobs and the VirtFusion sample's deploy job, stock after "Recalculate now", DNS after
+"Reconcile now" (the samples' PTRs, written at deploy, are unchanged), the upstream request log
+filtered to one platform, the audit log, the New service form filled in for a second client, and
+the sign-in page. Every page must answer 200 with its heading, with no console error, page error or
+Content-Security-Policy violation.
 
 Screenshots land in artifacts/screenshots/admin-demo/; the ones in docs/img/admin/ are copied from
 there.
@@ -17,16 +18,17 @@ there.
 
 from __future__ import annotations
 
-import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from demo_support import DemoProcess, api_get, banner_field, wait_samples_active
+from demo_support import DemoProcess, api_get, banner_field
 
 from conftest import require
 from live_server import CHROMIUM, CHROMIUM_FLAGS
+from vpsbridge.services.demo_sample import SAMPLE_CLIENT_ID
 from vpsbridge.web import docs
 
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots" / "admin-demo"
@@ -72,6 +74,27 @@ class Screens:
         await self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+async def _active_samples(page: Any, web: str, timeout: float = 90) -> dict[str, int]:
+    """The sample client's services by billing id, once the services list shows both active."""
+    listing = f"{web}/admin/services?status=active&client={SAMPLE_CLIENT_ID}"
+    rows = page.locator("[data-testid=services-table] tbody tr")
+    deadline = time.monotonic() + timeout
+    while True:
+        await page.goto(listing)
+        found: dict[str, int] = {}
+        for row in await rows.all():
+            if not await row.locator("a").count():
+                continue  # "No services match."
+            href = await row.locator("a").first.get_attribute("href")
+            billing = (await row.locator("td").first.inner_text()).split("(")[-1].rstrip(")")
+            if href and href.rsplit("/", 1)[-1].isdigit():
+                found[billing.strip()] = int(href.rsplit("/", 1)[-1])
+        if {"demo-sample-pve", "demo-sample-vf"} <= found.keys():
+            return found
+        assert time.monotonic() < deadline, f"the sample services did not become active: {found}"
+        await page.wait_for_timeout(1000)
+
+
 @pytest.mark.slow
 async def test_console_pages_on_the_demo_data(tmp_path: Path) -> None:
     require(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed")
@@ -86,12 +109,6 @@ async def test_console_pages_on_the_demo_data(tmp_path: Path) -> None:
         api = banner_field(banner, "Operator API")
         token = banner_field(banner, "API token (admin scope)")
         username, password = banner_field(banner, "Operator login").split(" / ")
-        samples = await asyncio.to_thread(wait_samples_active, api, token)
-        pve = _get(api, token, f"/services/{samples['demo-sample-pve']}")
-        vf = _get(api, token, f"/services/{samples['demo-sample-vf']}")
-        pool = max(_get(api, token, "/ip-pools"), key=lambda p: p["allocated"])
-        assert pool["allocated"] >= 1, pool  # the Proxmox sample's address comes from a demo pool
-
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             try:
@@ -110,6 +127,15 @@ async def test_console_pages_on_the_demo_data(tmp_path: Path) -> None:
                 await page.click("form[action='/admin/login'] button[type=submit]")
                 await page.wait_for_url(f"{web}/admin/")
                 await screens.heading("Dashboard")
+
+                # The samples' deploys run after the banner; wait for them in the console itself,
+                # so the audit log shows what an operator did rather than a script's polling.
+                samples = await _active_samples(page, web)
+                pve = _get(api, token, f"/services/{samples['demo-sample-pve']}")
+                vf = _get(api, token, f"/services/{samples['demo-sample-vf']}")
+                pool = max(_get(api, token, "/ip-pools"), key=lambda p: p["allocated"])
+                assert pool["allocated"] >= 1, pool  # the Proxmox sample's address is a demo pool's
+                await screens.visit("/admin/", "Dashboard")
                 assert await page.locator("[data-testid=services-by-state] .stat").count() >= 1
                 await screens.shot("dashboard")
 
@@ -157,9 +183,26 @@ async def test_console_pages_on_the_demo_data(tmp_path: Path) -> None:
                 await page.wait_for_selector("[data-testid=recalc-summary]")
                 await screens.shot("stock")
                 await screens.visit("/admin/dns", "DNS providers and zones")
+                await page.click("form[action='/admin/dns-reconcile'] button[type=submit]")
+                await page.click("[data-confirm-dialog][open] [data-confirm-ok]")
+                await page.wait_for_selector("[data-testid=reconcile-addresses]")
+                for sample in (pve, vf):
+                    ip = sample["server"]["ipv4"][0]
+                    outcome = page.locator(f"[data-testid=reconcile-addresses] tr[data-ip='{ip}'] .badge")
+                    assert await outcome.get_attribute("data-state") == "unchanged", ip  # set at deploy
                 await screens.shot("dns")
                 await screens.visit("/admin/upstream", "Upstream requests")
                 assert await page.locator("[data-testid=upstream-table] tbody tr").count() >= 10
+                # Filtered to the VirtFusion platform's calls, as an operator following one platform.
+                await page.select_option("#u-client", vf["platform_type"])
+                await page.click("form[data-testid=upstream-search] button[type=submit]")
+                await page.wait_for_url("**/admin/upstream?*")
+                clients = await page.locator(
+                    "[data-testid=upstream-table] tbody tr td:nth-child(2)"
+                ).all_inner_texts()
+                assert len(clients) >= 3, clients
+                assert set(clients) == {vf["platform_type"]}, clients
+                await screens.heading("Upstream requests")
                 await screens.shot("upstream")
                 await screens.visit("/admin/audit", "Audit log")
                 audit = await page.inner_text("[data-testid=audit-table]")
