@@ -1,7 +1,8 @@
 """The operator console in Debian's Chromium: WHMCS single sign-on, then every page and the main
 actions (power with confirmation, job retry/delete, platform test, stock recalculation, an IP pool
 created through its form, the request log search) against provisioned services on the dummy
-platform. Screenshots land in artifacts/screenshots/admin/ (the ones in docs/ are copied from there)."""
+platform. Screenshots land in artifacts/screenshots/admin/ for looking at a run; the documentation's
+pictures come from the demo's data instead (test_admin_demo_screens.py)."""
 
 from __future__ import annotations
 
