@@ -10,9 +10,9 @@ from proxmox_flow_support import URL, World, build_world
 
 from vpsbridge.platforms.proxmox import ProxmoxPlatform
 from vpsbridge.services.provisioning.drivers import EXTRAS_TRANSPORTS
+from vpsbridge.services.stock import NodeCapacityStock
 from vpsbridge.services.stock.outcome import ProductInputs
 from vpsbridge.services.stock.sources import PlatformInfo, source_for
-from vpsbridge.services.stock_proxmox import ProxmoxStock
 
 
 async def stock(
@@ -35,7 +35,7 @@ async def stock(
         transport=w.app.extras[EXTRAS_TRANSPORTS][URL],
         settings={"retry_wait": 0.01, "read_timeout": 1, "max_retries": 0},
     )
-    source = ProxmoxStock(w.app, info, driver)
+    source = NodeCapacityStock(w.app, info, driver)
     product = ProductInputs(
         id=w.product_id,
         name="p",
@@ -54,7 +54,7 @@ async def stock(
 async def test_quantity_from_ram_storage_and_addresses(db_url: str, tmp_path: Path) -> None:
     w = await build_world(db_url, tmp_path, pool_specs=[{"name": "v4", "network": "192.0.2.0/26"}])
     try:
-        assert source_for("proxmox") is ProxmoxStock
+        assert source_for("proxmox") is NodeCapacityStock
         # Nodes: pve1 64 GB, pve2/pve3 128 GB RAM; local-lvm 1500/2000/2500 GB; templates use a little.
         out = await stock(w, {"cpu_cores": 1, "memory_mb": 16384, "disk_gb": 10})
         assert out.status == "ok"

@@ -6,6 +6,7 @@ Entry points: :func:`recalculate` ("recalculate now" and the periodic task), :fu
 
 from vpsbridge.services.stock.billing import BillingStockQuery, Trigger, stock_for_billing
 from vpsbridge.services.stock.explain import explain, explain_lines
+from vpsbridge.services.stock.node_capacity import NodeCapacityStock
 from vpsbridge.services.stock.outcome import ProductInputs, StockOutcome
 from vpsbridge.services.stock.recalc import FRESH_SECONDS, PAGE_RECOMPUTE_SECONDS, recalculate, results
 from vpsbridge.services.stock.schemas import RecalcReport, RecalcSummary, StockExplanation, StockResultOut
@@ -16,6 +17,7 @@ __all__ = [
     "FRESH_SECONDS",
     "PAGE_RECOMPUTE_SECONDS",
     "BillingStockQuery",
+    "NodeCapacityStock",
     "ProductInputs",
     "RecalcReport",
     "RecalcSummary",

@@ -1,12 +1,14 @@
-"""Stock of Proxmox products, on the stock machinery's own types and math.
+"""Stock from a platform's per-node capacity report: Proxmox VE and the in-memory platform.
 
-A Proxmox product's footprint is its resolved plan (RAM, cores, system plus additional disk). Each
-node it may land on is a :class:`~vpsbridge.core.stock.Host`: RAM and CPU are the node's physical
-size times the configurable overcommit (``cpu_overcommit`` / ``ram_overcommit`` in the product's
-placement or the platform settings) minus what its VMs are given; storage is the free space of the
-product's target storage on that node; an offline node is ineligible. Addresses come from our own
-IP pools (free = pool size minus assigned rows), so the quantity is capped by the pools too. The
-math itself is :func:`vpsbridge.core.stock.product_quantity`, shared with every platform.
+Platforms that do not report stock themselves (VirtFusion does, per package and hypervisor group)
+but describe their nodes through ``driver.capacity()`` share this source. A product's footprint is
+its resolved plan (RAM, cores, system plus additional disk). Each node it may land on is a
+:class:`~vpsbridge.core.stock.Host`: RAM and CPU are the node's physical size times the configurable
+overcommit (``cpu_overcommit`` / ``ram_overcommit`` in the product's placement or the platform
+settings) minus what its VMs are given; storage is the free space of the product's target storage on
+that node; an offline node is ineligible. Addresses come from our own IP pools (free = pool size
+minus assigned rows), so the quantity is capped by the pools too. The math itself is
+:func:`vpsbridge.core.stock.product_quantity`, shared with every platform.
 
 Anything that cannot be read (a node list that times out, a product without a template) makes the
 outcome *unknown*, which leaves the published stock alone.
@@ -14,7 +16,7 @@ outcome *unknown*, which leaves the published stock alone.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from vpsbridge.core.options import OptionError, resolve_resources
 from vpsbridge.core.stock import Footprint, Group, Host, Resource, StoragePool, product_quantity
@@ -62,8 +64,12 @@ def hosts_from(report: CapacityReport, *, ipv_free: dict[str, int | None]) -> tu
     return tuple(hosts)
 
 
-class ProxmoxStock(StockSource):
+class NodeCapacityStock(StockSource):
+    """Proxmox: nodes from ``driver.capacity()``, addresses from vpsbridge's own IP pools."""
+
     cache_prefix = "stock-pve"
+    #: Whether servers take their addresses from vpsbridge's IP pools (so free addresses cap stock).
+    addresses_from_pools: ClassVar[bool] = True
 
     def placement(self, product: ProductInputs) -> dict[str, Any]:
         place = dict(product.placement)
@@ -110,7 +116,7 @@ class ProxmoxStock(StockSource):
         free: dict[str, int | None] = {}
         async with self.ctx.db.session() as session:
             for node in report.nodes:
-                if per_server <= 0:
+                if per_server <= 0 or not self.addresses_from_pools:
                     free[node.name] = None
                     continue
                 scopes = [s for s in (group, node.name) if s]
@@ -124,7 +130,7 @@ class ProxmoxStock(StockSource):
         )
         result = product_quantity(
             footprint,
-            [Group(id=f"proxmox:{self.platform.id}", hosts=hosts_from(report, ipv_free=free))],
+            [Group(id=f"{self.platform.type}:{self.platform.id}", hosts=hosts_from(report, ipv_free=free))],
             ipv4_per_server=max(per_server, 1),
             buffer_pct=product.buffer_pct,
         )
@@ -132,6 +138,14 @@ class ProxmoxStock(StockSource):
         return StockOutcome(status="ok", quantity=result.quantity, breakdown=breakdown)
 
 
-register_stock_source("proxmox", ProxmoxStock)
+class InMemoryStock(NodeCapacityStock):
+    """The in-memory platform: nodes from its capacity report; it hands out addresses itself."""
 
-__all__ = ["ProxmoxStock", "hosts_from"]
+    cache_prefix = "stock-mem"
+    addresses_from_pools = False
+
+
+register_stock_source("proxmox", NodeCapacityStock)
+register_stock_source("dummy", InMemoryStock)
+
+__all__ = ["InMemoryStock", "NodeCapacityStock", "hosts_from"]
