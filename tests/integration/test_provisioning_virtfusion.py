@@ -97,6 +97,7 @@ async def test_build_captures_the_panels_password_and_late_ipv6(panel: Panel) ->
     assert done.status == "active"
     assert done.server is not None
     assert done.server.ipv6, "IPv6 appeared after the build and was waited for"
+    assert done.server.state == "running", "the power state is read live, not left unknown"
     creds = await service_credentials(panel.app, out.id)
     assert creds.password == upstream.password
     assert upstream.state == "complete"

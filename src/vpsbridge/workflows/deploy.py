@@ -306,7 +306,9 @@ async def step_sync(ctx: StepContext) -> Outcome:
         return await fail_deploy(ctx, "the server has no platform id")
 
     async def read(driver: Driver, flavour: Flavour) -> tuple[ServerInfo, Flavour]:
-        return await driver.server_info(ref), flavour
+        # A live read: some platforms (VirtFusion) know the power state only from the hypervisor,
+        # and a new server's record should not start as "unknown".
+        return await driver.server_info(ref, live=True), flavour
 
     try:
         info, flavour = await with_driver(ctx, read)

@@ -197,7 +197,7 @@ async def step_refresh(ctx: StepContext) -> Outcome:
     if ref is None:
         return Done({"refreshed": False})
     try:
-        info: ServerInfo = await with_driver(ctx, lambda d, _f: d.server_info(ref))
+        info: ServerInfo = await with_driver(ctx, lambda d, _f: d.server_info(ref, live=True))
     except ServerMissing:
         await set_server(ctx.app.db, int(ctx.payload["server_id"]), state="missing")
         await note_failure(ctx, "the platform no longer has this server")
