@@ -117,6 +117,7 @@ class ProxmoxDemo:
                         "platform": PLATFORM,
                         "placement": {"nodes": list(info.nodes), "storage": "local-lvm"},
                         "plan": plan,
+                        "stock_control": True,
                     },
                     actor,
                 )
