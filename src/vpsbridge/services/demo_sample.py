@@ -229,7 +229,7 @@ def _describe(demo: DemoContext, outcome: SampleOutcome) -> None:
         demo.add_link(PORTAL_LINK_LABEL, link.url)
         data_dir = demo.app.settings.data_dir
         demo.add_line(
-            "The portal link works once, for 2 minutes. Later: 'Open portal as client' on the "
+            "The portal link works once, for 2 minutes. Later: 'Open the portal as this client' on the "
             f"service's page in the operator console ({demo.web_url}/admin/services/{link.service_id}), "
             f"or VPSBRIDGE_DATA_DIR={data_dir} vpsbridge portal link {link.service_id} "
             f"--base-url {demo.web_url}"
