@@ -23,6 +23,7 @@ from demo_support import DemoProcess, api_get, banner_field, browse, wait_sample
 from provisioning_support import fast_settings
 from sqlalchemy import func, select
 
+from conftest import require_binary
 from vpsbridge.cli.demo import _Server
 from vpsbridge.config import load_settings
 from vpsbridge.jobs.worker import Worker
@@ -195,6 +196,37 @@ async def test_serve_asgi_binds_at_once_and_falls_back_when_the_port_is_taken(tm
         taken.close()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", bound), timeout=1)
+
+
+async def test_console_display_is_shared_and_stopped_with_the_demo(tmp_path: Path) -> None:
+    require_binary("Xvnc")
+    demo = DemoContext(app=None, data_dir=tmp_path, web_url="http://127.0.0.1:9")  # type: ignore[arg-type]
+    try:
+        first = await demo.console_display()
+        assert first is not None
+        assert await demo.console_display() == first  # one screen for every simulator
+        display = demo._console
+        assert display is not None
+        assert display.running
+        with socket.create_connection(first, timeout=2) as sock:
+            assert sock.recv(4) == b"RFB "
+    finally:
+        await demo.close()
+    with pytest.raises(ConnectionRefusedError):  # the server is gone with the demo
+        socket.create_connection(first, timeout=1).close()
+    assert not any("Consoles" in line for line in demo.lines)
+
+
+async def test_without_xvnc_the_demo_says_so_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vpsbridge.sim import vncdisplay
+
+    monkeypatch.setattr(vncdisplay, "xvnc_binary", lambda: None)
+    demo = DemoContext(app=None, data_dir=tmp_path, web_url="http://127.0.0.1:9")  # type: ignore[arg-type]
+    assert await demo.console_display() is None
+    assert await demo.console_display() is None
+    assert [line for line in demo.lines if "tigervnc-standalone-server" in line] == demo.lines
+    assert len(demo.lines) == 1
+    await demo.close()
 
 
 async def _catalog_counts(ctx: AppContext) -> dict[str, int]:
