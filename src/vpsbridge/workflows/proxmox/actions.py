@@ -97,7 +97,7 @@ async def suspended(ctx: StepContext) -> Outcome:
 
 
 async def unsuspended(ctx: StepContext) -> Outcome:
-    await common.update_server(ctx, state="active")
+    await common.update_server(ctx, state="running")
     await common.update_service(ctx, status="active", last_error=None, expect=("suspended",))
     return Done()
 
@@ -297,7 +297,7 @@ async def rebuild_unstage(ctx: StepContext) -> Outcome:
 
 
 async def rebuilt(ctx: StepContext) -> Outcome:
-    await common.update_server(ctx, state="active")
+    await common.update_server(ctx, state="running")
     await common.update_service(ctx, last_error=None)
     return Done()
 

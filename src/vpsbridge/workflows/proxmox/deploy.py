@@ -574,7 +574,7 @@ async def report(ctx: StepContext) -> Outcome:
     got = await addresses(ctx)
     v4 = [a.address for a in got if a.family == 4]
     v6 = [a.subnet or a.address for a in got if a.family == 6]
-    await common.update_server(ctx, state="active", last_known={"ipv4": v4, "ipv6": v6})
+    await common.update_server(ctx, state="running", last_known={"ipv4": v4, "ipv6": v6})
     await common.update_service(ctx, status="active", last_error=None, expect=("provisioning",))
     creds = await read_credentials(ctx.app, rec.server_id)
     notice = None
