@@ -8,15 +8,13 @@ in artifacts/screenshots/admin/."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import re
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
@@ -25,6 +23,7 @@ from admin_support import audit_actions, make_admin
 from admin_vf_support import VfConsole
 
 from conftest import require, require_binary
+from live_server import CHROMIUM_FLAGS, served
 from vpsbridge.jobs.worker import Worker
 from vpsbridge.services import admin_auth, provisioning
 from vpsbridge.services.audit import Actor
@@ -34,25 +33,9 @@ from vpsbridge.web.app import create_app
 vfc = admin_vf_support.vfc
 
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots" / "admin"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 HOSTNAME = "web1.example.net"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvY1q2kLtLNEo0SQmZrTCMpC9VuL7UG5ElmZ1kRfX0p ops@example.net"
 JOB_SECONDS = 60_000  # ms a job may take to reach "succeeded" in the page (it polls every 3 s)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.mark.slow
@@ -65,10 +48,9 @@ async def test_service_actions_and_new_service_in_chromium(vfc: VfConsole, db_ur
     SHOTS.mkdir(parents=True, exist_ok=True)
     ctx = vfc.app
     await make_admin(ctx, "operator")
-    port = _free_port()
     app = create_app(context=ctx, migrate=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    serving = asyncio.create_task(server.serve())
+    stack = contextlib.AsyncExitStack()
+    port = await stack.enter_async_context(served(app))
     worker = Worker(ctx, concurrency=4, periodic=False, wakeup=False)
     worker.start()
     problems: list[str] = []
@@ -118,12 +100,8 @@ async def test_service_actions_and_new_service_in_chromium(vfc: VfConsole, db_ur
 
     origin = f"http://localhost:{port}"  # a secure context for Chromium: __Host- cookies work
     try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium, args=FLAGS)
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
             try:
                 context = await browser.new_context(viewport={"width": 1280, "height": 900})
                 page = await context.new_page()
@@ -277,8 +255,7 @@ async def test_service_actions_and_new_service_in_chromium(vfc: VfConsole, db_ur
                 await browser.close()
     finally:
         await worker.stop()
-        server.should_exit = True
-        await serving
+        await stack.aclose()
     by_operator: list[Any] = [
         r for r in await audit_actions(ctx) if r.actor_type == "admin" and r.object_id == str(service_id)
     ]

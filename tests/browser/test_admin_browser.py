@@ -6,13 +6,11 @@ pictures come from the demo's data instead (test_admin_demo_screens.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
+import contextlib
 import sys
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
@@ -21,6 +19,7 @@ from admin_support import make_admin, seed_job
 from portal_support import PortalWorld
 
 from conftest import require, require_binary
+from live_server import CHROMIUM_FLAGS, served
 from vpsbridge.services import admin_auth
 from vpsbridge.services.audit import Actor
 from vpsbridge.web import docs
@@ -30,22 +29,6 @@ world = portal_support.world
 pworld = portal_support.pworld
 
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots" / "admin"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.mark.slow
@@ -60,10 +43,9 @@ async def test_operator_console_in_chromium(pworld: PortalWorld, db_url: str) ->
     ctx = pworld.ctx
     await make_admin(ctx, "operator")
     failed_job = await seed_job(ctx, kind="service.deploy", status="failed")
-    port = _free_port()
     app = create_app(context=ctx, migrate=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    serving = asyncio.create_task(server.serve())
+    stack = contextlib.AsyncExitStack()
+    port = await stack.enter_async_context(served(app))
     problems: list[str] = []
 
     async def shot(page: Page, name: str) -> None:
@@ -76,13 +58,9 @@ async def test_operator_console_in_chromium(pworld: PortalWorld, db_url: str) ->
         await page.click("[data-confirm-ok]")
 
     try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
         origin = f"http://localhost:{port}"  # a secure context for Chromium: __Host- cookies work
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium, args=FLAGS)
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
             try:
                 context = await browser.new_context(viewport={"width": 1280, "height": 900})
                 page = await context.new_page()
@@ -177,6 +155,5 @@ async def test_operator_console_in_chromium(pworld: PortalWorld, db_url: str) ->
             finally:
                 await browser.close()
     finally:
-        server.should_exit = True
-        await serving
+        await stack.aclose()
     assert problems == []

@@ -4,14 +4,12 @@ Screenshots land in artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import datetime as dt
-import socket
 import sys
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import update
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
@@ -21,6 +19,7 @@ from portal_support import PortalWorld
 from provisioning_support import ACTOR
 
 from conftest import require, require_binary
+from live_server import CHROMIUM_FLAGS, served
 from vpsbridge.core.traffic import anchored_start
 from vpsbridge.services import platforms, portal
 from vpsbridge.services.context import AppContext
@@ -34,22 +33,6 @@ world = portal_support.world
 pworld = portal_support.pworld
 
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 #: Counts the drawn pixels of the noVNC canvas: (pixels that are not black, distinct colours).
@@ -87,20 +70,15 @@ async def test_portal_in_chromium(pworld: PortalWorld, db_url: str) -> None:
     await _point_dummy_console_at(ctx, display)
     async with ctx.db.session() as session:
         await session.execute(update(Product).values(settings={"self_service_mode": "hourly"}))
-    port = _free_port()
     app = create_app(context=ctx, migrate=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    serving = asyncio.create_task(server.serve())
+    stack = contextlib.AsyncExitStack()
+    port = await stack.enter_async_context(served(app))
     problems: list[str] = []
     try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
         # Chromium treats http://localhost as a secure context, so the Secure __Host- cookie works.
         origin = f"http://localhost:{port}"
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium, args=FLAGS)
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
             try:
                 context = await browser.new_context(viewport={"width": 1280, "height": 900})
                 page = await context.new_page()
@@ -189,8 +167,7 @@ async def test_portal_in_chromium(pworld: PortalWorld, db_url: str) -> None:
             finally:
                 await browser.close()
     finally:
-        server.should_exit = True
-        await serving
+        await stack.aclose()
         display.stop()
     csp_problems = [p for p in problems if "Content Security Policy" in p or "page error" in p]
     assert csp_problems == []
@@ -214,19 +191,14 @@ async def test_traffic_year_and_billing_panel_in_chromium(db_url: str, tmp_path:
     env.sim.credits[2] = Credit(
         id=2, user_id=server_row.owner_id, tokens=150.0, reference_1=None, reference_2=None
     )
-    port = _free_port()
     app = create_app(context=ctx, migrate=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    serving = asyncio.create_task(server.serve())
+    stack = contextlib.AsyncExitStack()
+    port = await stack.enter_async_context(served(app))
     problems: list[str] = []
     try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
         origin = f"http://localhost:{port}"
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium, args=FLAGS)
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
             try:
                 context = await browser.new_context(viewport={"width": 1280, "height": 900})
                 page = await context.new_page()
@@ -264,8 +236,7 @@ async def test_traffic_year_and_billing_panel_in_chromium(db_url: str, tmp_path:
             finally:
                 await browser.close()
     finally:
-        server.should_exit = True
-        await serving
+        await stack.aclose()
         await ctx.close()
     assert len(env.whmcs.actions("CreateInvoice")) == 1
     assert [p for p in problems if "Content Security Policy" in p or "page error" in p] == []

@@ -4,13 +4,11 @@ and the browser follows the 303 to the VirtFusion panel - which it only does bec
 
 from __future__ import annotations
 
-import asyncio
-import socket
+import contextlib
 import sys
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
@@ -19,20 +17,13 @@ from portal_vf_support import PANEL, VfPortal
 from provisioning_support import ACTOR
 
 from conftest import require_binary
+from live_server import CHROMIUM_FLAGS, served
 from vpsbridge.services import portal
 from vpsbridge.web.app import create_app
 
 vf = portal_vf_support.vf
 
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.mark.slow
@@ -42,10 +33,9 @@ async def test_panel_login_opens_the_panel_in_chromium(vf: VfPortal, db_url: str
     from playwright.async_api import Route, async_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
     app = create_app(context=vf.app, migrate=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    serving = asyncio.create_task(server.serve())
+    stack = contextlib.AsyncExitStack()
+    port = await stack.enter_async_context(served(app))
     panel_hits: list[str] = []
 
     async def fake_panel(route: Route) -> None:
@@ -54,13 +44,9 @@ async def test_panel_login_opens_the_panel_in_chromium(vf: VfPortal, db_url: str
         await route.fulfill(status=200, content_type="text/html", body="<h1>VirtFusion panel</h1>")
 
     try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
         origin = f"http://localhost:{port}"
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium, args=FLAGS)
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
             try:
                 context = await browser.new_context(viewport={"width": 1280, "height": 900})
                 await context.route(f"{PANEL}/**", fake_panel)
@@ -79,8 +65,7 @@ async def test_panel_login_opens_the_panel_in_chromium(vf: VfPortal, db_url: str
             finally:
                 await browser.close()
     finally:
-        server.should_exit = True
-        await serving
+        await stack.aclose()
     assert len(panel_hits) == 1
     assert "1=" in panel_hits[0]
     assert "2=" in panel_hits[0]
