@@ -102,6 +102,13 @@ class ServerInfo(_Frozen):
     ipv4: tuple[str, ...] = ()
     ipv6: tuple[str, ...] = ()
     os_template: str | None = None
+    #: What the guest reports about itself (guest agent), when the platform knows it.
+    os_name: str | None = None
+    kernel: str | None = None
+    #: Where it runs, as the platform names it (a location group, a node), and whether that host is
+    #: in maintenance.
+    location: str | None = None
+    maintenance: bool = False
     #: ``True`` when the platform was asked for live values (state, stats) rather than its cache.
     live: bool = False
     #: Live usage when asked for it: cpu_pct, memory_used_mb, disk_used_gb, uptime_s ...

@@ -19,6 +19,8 @@ platform cannot be asked, the last known record is shown with a note instead of 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -296,7 +298,8 @@ async def server_info(ctx: AppContext, owned: OwnedService, *, fresh: bool = Fal
 
     async def fetch() -> dict[str, Any]:
         async with open_driver(ctx, platform_id) as (driver, _):
-            info: ServerInfo = await driver.server_info(owned.ref)
+            # Live: some platforms (VirtFusion) know the power state only from the hypervisor.
+            info: ServerInfo = await driver.server_info(owned.ref, live=True)
         return info.model_dump(mode="json")
 
     key = f"portal:{'state' if fresh else 'info'}:{owned.server_id}"
@@ -323,7 +326,7 @@ class Overview:
     created_at: dt.datetime
     traffic_used: int | None
     traffic_limit: int | None
-    maintenance: str | None
+    maintenance: bool
     cpu_cores: int | None
     memory_mb: int | None
     disk_gb: int | None
@@ -336,6 +339,22 @@ def _country_flag(code: str | None) -> str | None:
     return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in code.upper())
 
 
+async def _template_name(ctx: AppContext, owned: OwnedService, template: Any) -> str | None:
+    """A readable OS name for the installed template when the platform reports only its number.
+
+    Names (``debian-12``) are shown as they are; a numeric id is looked up in the product's gallery,
+    which is cached per platform and plan for ``TEMPLATES_TTL``, and shown as is if that fails.
+    """
+    if template is None or not str(template).isdigit():
+        return str(template) if template is not None else None
+    try:
+        gallery = await os_gallery(ctx, owned)
+    except ServiceError:
+        return str(template)
+    names = {entry.id: entry.name for entries in gallery.values() for entry in entries}
+    return names.get(str(template), str(template))
+
+
 async def overview(ctx: AppContext, owned: OwnedService) -> Overview:
     """Everything the server overview shows, from one (cached) platform read."""
     stale = False
@@ -346,25 +365,27 @@ async def overview(ctx: AppContext, owned: OwnedService) -> Overview:
         stale = True
     raw: dict[str, Any] = info.get("raw") or {}
     known = owned.last_known
-    location = raw.get("location") or owned.product_settings.get("location") or known.get("location")
-    country = raw.get("country") or owned.product_settings.get("country") or known.get("country")
-    maintenance = raw.get("maintenance") or known.get("maintenance")
+    # The product's location wins: operators name it for customers ("London"), platforms for staff.
+    location = owned.product_settings.get("location") or info.get("location") or known.get("location")
+    country = owned.product_settings.get("country") or known.get("country")
+    maintenance = bool(info.get("maintenance") if info else known.get("maintenance"))
     traffic = raw.get("traffic") if isinstance(raw.get("traffic"), dict) else {}
     limit_gb = owned.plan.get("traffic_gb")
+    template = info.get("os_template") or known.get("os_template")
     return Overview(
         state=str(info.get("state") or owned.server_state or "unknown"),
         hostname=info.get("hostname") or owned.hostname,
         name=info.get("name") or owned.name,
         ipv4=list(info.get("ipv4") or known.get("ipv4") or []),
         ipv6=list(info.get("ipv6") or known.get("ipv6") or []),
-        os_name=raw.get("os_name") or info.get("os_template") or known.get("os_template"),
-        kernel=raw.get("kernel"),
+        os_name=info.get("os_name") or await _template_name(ctx, owned, template),
+        kernel=info.get("kernel"),
         location=str(location) if location else None,
         country=_country_flag(str(country)) if country else None,
         created_at=owned.created_at,
         traffic_used=traffic.get("used_bytes") if traffic else None,
         traffic_limit=(int(limit_gb) * 1024**3 if limit_gb else 0),
-        maintenance=str(maintenance) if maintenance else None,
+        maintenance=maintenance,
         cpu_cores=info.get("cpu_cores") or owned.plan.get("cpu_cores"),
         memory_mb=info.get("memory_mb") or owned.plan.get("memory_mb"),
         disk_gb=info.get("disk_gb") or owned.plan.get("disk_gb"),
@@ -476,7 +497,11 @@ async def os_gallery(ctx: AppContext, owned: OwnedService) -> dict[str, list[Gal
         return [t.model_dump(mode="json") for t in templates]
 
     try:
-        items = await _cached(ctx, f"portal:templates:{owned.platform_id}:{owned.id}", TEMPLATES_TTL, fetch)
+        plan_key = json.dumps(
+            {k: owned.plan.get(k) for k in ("package_id", "os_templates")}, sort_keys=True, default=str
+        )
+        key = f"portal:templates:{owned.platform_id}:{hashlib.sha256(plan_key.encode()).hexdigest()[:16]}"
+        items = await _cached(ctx, key, TEMPLATES_TTL, fetch)
     except Exception as exc:
         raise _upstream(exc, "list operating systems") from exc
     groups: dict[str, list[GalleryEntry]] = {}

@@ -159,6 +159,7 @@ class DummyPlatform(Platform):
             ipv4=tuple(server.ipv4),
             ipv6=tuple(server.ipv6),
             os_template=server.os_template,
+            location=server.node,
             live=live,
             stats=stats,
             raw={"id": server.id, "node": server.node, "owner": server.owner},

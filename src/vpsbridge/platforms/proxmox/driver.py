@@ -357,6 +357,7 @@ class ProxmoxPlatform(Platform):
             disk_gb=disk_bytes // 1024**3 if disk_bytes else None,
             ipv4=tuple(ipv4),
             ipv6=tuple(ipv6),
+            location=ref.node,
             live=live,
             stats=stats,
             raw={"config": config, "status": status},

@@ -124,6 +124,11 @@ def _period_bounds(start: Any, end: Any) -> tuple[dt.datetime, dt.datetime]:
     return first, now
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when the panel sent an object there, else an empty one (fields vary by version)."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _sid(server: ServerRef) -> int:
     try:
         return int(server.external_id)
@@ -490,6 +495,10 @@ class VirtFusionPlatform(Platform):
             state = remote_state or "unknown"
         hostname = data.get("hostname") or None
         os_id = (data.get("settings") or {}).get("osTemplateInstallId")
+        hypervisor = _mapping(data.get("hypervisor"))
+        group = _mapping(hypervisor.get("group"))
+        # The guest agent's get-osinfo keys, when the panel passes them on.
+        guest_os = _mapping(_mapping(data.get("qemuAgent")).get("os"))
         return ServerInfo(
             ref=ServerRef(external_id=str(data["id"]), node=str(data.get("hypervisorId") or "") or None),
             hostname=hostname,
@@ -502,6 +511,10 @@ class VirtFusionPlatform(Platform):
             ipv4=tuple(v4),
             ipv6=tuple(v6),
             os_template=str(os_id) if os_id else None,
+            os_name=guest_os.get("pretty-name") or guest_os.get("name") or None,
+            kernel=guest_os.get("kernel-release") or None,
+            location=group.get("name") or hypervisor.get("displayName") or hypervisor.get("name") or None,
+            maintenance=bool(hypervisor.get("maintenance")),
             live=live,
             stats=stats,
             raw=dict(data),
