@@ -46,6 +46,7 @@ from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Conflict, Invalid, NotFound, ServiceError, UpstreamError
 from vpsbridge.services.provisioning import lifecycle
 from vpsbridge.services.provisioning.drivers import open_driver
+from vpsbridge.services.provisioning.flavours import flavour_for
 from vpsbridge.services.provisioning.records import find_service
 from vpsbridge.store.models import Platform, Product, Server, Service, utcnow
 
@@ -187,13 +188,15 @@ class OwnedService:
 
 
 def capabilities(platform_type: str | None) -> frozenset[str]:
-    """What the service's driver can do (the portal shows only these panels)."""
+    """What the service's platform can do - its driver plus its flavour's workflows (the portal shows
+    only these panels)."""
     if not platform_type:
         return frozenset()
     try:
-        return registry.driver_class(platform_type).SUPPORTS
+        supports = registry.driver_class(platform_type).SUPPORTS
     except Exception:
         return frozenset()
+    return frozenset(supports) | flavour_for(platform_type).capabilities
 
 
 async def owned_row(ctx: AppContext, client_id: str, service_id: int) -> OwnedService:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vpsbridge.platforms.base import Platform as Driver
-from vpsbridge.platforms.models import ServerRef, ServerSpec, TaskHandle
+from vpsbridge.platforms.models import Capability, ServerRef, ServerSpec, TaskHandle
 from vpsbridge.platforms.self_service import self_service_level
 from vpsbridge.services.errors import Invalid
 from vpsbridge.services.provisioning.credentials import generate_password
@@ -125,6 +125,9 @@ class Flavour:
     """The generic flavour: plan defaults + plain-English option names, a password we choose."""
 
     type_name: ClassVar[str] = "*"
+    #: What the flavour does through its own workflows on top of the driver's capabilities (Proxmox
+    #: reinstalls by cloning a template, which its driver alone does not offer as ``build``).
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
     #: How long the sync after a build waits for IPv6 addresses that are expected but not yet there.
     ipv6_grace_seconds: ClassVar[float] = 0.0
 

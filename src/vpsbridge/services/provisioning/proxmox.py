@@ -29,7 +29,7 @@ from vpsbridge.core.options import OptionError, ResolvedResources, resolve_resou
 from vpsbridge.jobs.queue import enqueue
 from vpsbridge.platforms.base import Platform as Driver
 from vpsbridge.platforms.errors import NotSupported
-from vpsbridge.platforms.models import ServerSpec, TaskHandle
+from vpsbridge.platforms.models import Capability, ServerSpec, TaskHandle
 from vpsbridge.services import ipam
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Conflict, Invalid, NotFound
@@ -188,6 +188,7 @@ class ProxmoxFlavour(Flavour):
     """
 
     type_name = "proxmox"
+    capabilities = frozenset({Capability.BUILD})
 
     def server_spec(self, product: ProductView, platform: PlatformConfig, request: SpecRequest) -> ServerSpec:
         plan = deploy_plan(product, platform, request.options, os_template=request.os_template)
