@@ -90,6 +90,9 @@ async def test_portal_in_chromium(pworld: PortalWorld, db_url: str) -> None:
                 await page.wait_for_selector("[data-state-badge]")
                 assert "/portal/s/" in page.url
                 await page.wait_for_selector("[data-traffic-text]:not(:text('Loading...'))")
+                # The overview's traffic figure and the panel's come from the same platform report.
+                summary = await page.inner_text("[data-traffic-summary]")
+                assert (await page.inner_text("[data-traffic-text]")).startswith(summary)
                 # traffic: a received/sent bar pair per month since the server was created (this
                 # one is new: one month), a legend and the same months as a table for screen readers
                 chart = page.locator("#traffic [data-traffic-chart][data-drawn='1']")

@@ -387,7 +387,8 @@ async def overview(ctx: AppContext, owned: OwnedService) -> Overview:
         country=_country_flag(str(country)) if country else None,
         created_at=owned.created_at,
         traffic_used=traffic.get("used_bytes") if traffic else None,
-        traffic_limit=(int(limit_gb) * 1024**3 if limit_gb else 0),
+        # None = the plan does not say (the traffic panel fills in the platform's figure); 0 = unmetered.
+        traffic_limit=None if limit_gb is None else int(limit_gb) * 1024**3,
         maintenance=maintenance,
         cpu_cores=info.get("cpu_cores") or owned.plan.get("cpu_cores"),
         memory_mb=info.get("memory_mb") or owned.plan.get("memory_mb"),

@@ -135,8 +135,11 @@
         var text = panel.querySelector("[data-traffic-text]");
         var chart = panel.querySelector("[data-traffic-chart]");
         var months = t.months || [];
-        text.textContent = fmtBytes(t.rx + t.tx) + " / " + (t.limit ? fmtBytes(t.limit) : (panel.getAttribute("data-unmetered") || "∞")) +
-          " · ↓ " + fmtBytes(t.rx) + " · ↑ " + fmtBytes(t.tx);
+        var used = fmtBytes(t.rx + t.tx) + " / " + (t.limit ? fmtBytes(t.limit) : (panel.getAttribute("data-unmetered") || "∞"));
+        text.textContent = used + " · ↓ " + fmtBytes(t.rx) + " · ↑ " + fmtBytes(t.tx);
+        /* the overview's figure comes from the same platform report, so both always agree */
+        var summary = document.querySelector("[data-traffic-summary]");
+        if (summary) { summary.textContent = used; }
         var note = panel.querySelector("[data-traffic-estimated]");
         if (note) { note.hidden = !t.estimated; }
         fillTrafficTable(panel, months);
