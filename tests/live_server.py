@@ -27,6 +27,20 @@ CHROMIUM_FLAGS = [
 ]
 CHROMIUM = "/usr/bin/chromium"
 
+#: A page script counting the drawn pixels of the console popup's noVNC canvas: (pixels that are not
+#: black, distinct colours). A console that shows nothing is black; a real screen has both.
+CANVAS_PIXELS = """() => {
+  const canvas = document.querySelector('#screen canvas');
+  if (!canvas || !canvas.width) { return [0, 0]; }
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let lit = 0; const colours = new Set();
+  for (let i = 0; i < data.length; i += 4 * 7) {
+    if (data[i] + data[i + 1] + data[i + 2] > 30) lit++;
+    colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+  }
+  return [lit, colours.size];
+}"""
+
 
 def free_port() -> int:
     """A TCP port free on loopback right now."""

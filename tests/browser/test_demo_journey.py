@@ -26,26 +26,13 @@ from demo_support import DemoProcess, api_get, banner_field, wait_samples_active
 from playwright.async_api import Error as PlaywrightError
 
 from conftest import require, require_binary
-from live_server import CHROMIUM_FLAGS
+from live_server import CANVAS_PIXELS, CHROMIUM_FLAGS
 from vpsbridge.services.demo_sample import PORTAL_LINK_LABEL
 from vpsbridge.web import docs
 
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots" / "demo"
 #: The portal refuses a second reverse DNS edit of one address within this many seconds.
 RDNS_EDIT_WINDOW = 10.5
-
-#: Counts the drawn pixels of the noVNC canvas: (pixels that are not black, distinct colours).
-CANVAS_PIXELS = """() => {
-  const canvas = document.querySelector('#screen canvas');
-  if (!canvas || !canvas.width) { return [0, 0]; }
-  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  let lit = 0; const colours = new Set();
-  for (let i = 0; i < data.length; i += 4 * 7) {
-    if (data[i] + data[i + 1] + data[i + 2] > 30) lit++;
-    colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
-  }
-  return [lit, colours.size];
-}"""
 
 
 class Journey:

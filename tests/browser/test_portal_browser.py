@@ -19,7 +19,7 @@ from portal_support import PortalWorld
 from provisioning_support import ACTOR
 
 from conftest import require, require_binary
-from live_server import CHROMIUM_FLAGS, served
+from live_server import CANVAS_PIXELS, CHROMIUM_FLAGS, served
 from vpsbridge.core.traffic import anchored_start
 from vpsbridge.services import platforms, portal
 from vpsbridge.services.context import AppContext
@@ -33,19 +33,6 @@ world = portal_support.world
 pworld = portal_support.pworld
 
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-
-
-#: Counts the drawn pixels of the noVNC canvas: (pixels that are not black, distinct colours).
-CANVAS_PIXELS = """() => {
-  const canvas = document.querySelector('#screen canvas');
-  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  let lit = 0; const colours = new Set();
-  for (let i = 0; i < data.length; i += 4 * 7) {
-    if (data[i] + data[i + 1] + data[i + 2] > 30) lit++;
-    colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
-  }
-  return [lit, colours.size];
-}"""
 
 
 async def _point_dummy_console_at(ctx: AppContext, display: VncDisplay) -> None:

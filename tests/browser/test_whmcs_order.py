@@ -33,17 +33,9 @@ from bridge_support import Stack, Whmcs, mariadb_database, start_stack
 from whmcs_site import WhmcsSite, serve_whmcs_site
 
 from conftest import REPO, require_binary
+from live_server import CHROMIUM_FLAGS
 
 SHOTS = REPO / "artifacts" / "screenshots" / "whmcs"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CLIENT = 701
 MEMORY = ("1024|1 GB", "2048|2 GB", "4096|4 GB")
 
@@ -193,7 +185,7 @@ def test_order_through_os_gallery_key_picker_and_slider(stack: Stack, whmcs: Whm
     assert others, f"every template matches {query!r}; the search would prove nothing"
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))

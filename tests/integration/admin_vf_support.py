@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx2
 import pytest
 from provisioning_support import ACTOR, fast_settings
-from virtfusion_support import PANEL, TOKEN, TimedASGITransport, make_sim
+from virtfusion_support import PANEL, TimedASGITransport, add_vf_platform, make_sim
 
-from vpsbridge.services import dns_providers, platforms, products
+from vpsbridge.services import dns_providers, products
 from vpsbridge.services.context import AppContext
 from vpsbridge.services.dns import sync_zones
 from vpsbridge.services.dns.catalog import EXTRAS_TRANSPORTS as DNS_TRANSPORTS
@@ -67,17 +67,7 @@ async def vfc(db_url: str, tmp_path: Path) -> AsyncIterator[VfConsole]:
     app.extras[EXTRAS_TRANSPORTS] = {PANEL: TimedASGITransport(asgi, read_timeout=2.0)}
     app.extras[DNS_TRANSPORTS] = {"hestiacp": httpx2.ASGITransport(app=hestia_app(dns))}
     try:
-        await platforms.create_platform(
-            app,
-            {
-                "name": "vf",
-                "type": "virtfusion",
-                "url": PANEL,
-                "credentials": {"token": TOKEN},
-                "settings": {"max_retries": 1, "retry_wait_initial": 0.01, "hypervisor_group_id": 1},
-            },
-            ACTOR,
-        )
+        await add_vf_platform(app, ACTOR)
         small = await products.create_product(
             app,
             {

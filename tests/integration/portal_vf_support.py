@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 from provisioning_support import ACTOR, fast_settings
-from virtfusion_support import PANEL, TOKEN, TimedASGITransport, make_sim
+from virtfusion_support import PANEL, TimedASGITransport, add_vf_platform, make_sim
 
 from vpsbridge.jobs.worker import Worker
-from vpsbridge.services import platforms, portal, products
+from vpsbridge.services import portal, products
 from vpsbridge.services.context import AppContext
 from vpsbridge.services.provisioning import create_service
 from vpsbridge.services.provisioning.drivers import EXTRAS_TRANSPORTS
@@ -36,17 +36,7 @@ async def vf(db_url: str, tmp_path: Path) -> AsyncIterator[VfPortal]:
     sim, asgi = make_sim()
     app = await AppContext.create(fast_settings(db_url, tmp_path))
     app.extras[EXTRAS_TRANSPORTS] = {PANEL: TimedASGITransport(asgi, read_timeout=1.0)}
-    await platforms.create_platform(
-        app,
-        {
-            "name": "vf",
-            "type": "virtfusion",
-            "url": PANEL,
-            "credentials": {"token": TOKEN},
-            "settings": {"max_retries": 1, "retry_wait_initial": 0.01, "hypervisor_group_id": 1},
-        },
-        ACTOR,
-    )
+    await add_vf_platform(app, ACTOR)
     await products.create_product(
         app,
         {

@@ -24,12 +24,12 @@ from portal_support import PortalWorld
 from provisioning_support import ACTOR, fast_settings
 from sqlalchemy import func, select, update
 from test_usage_credit import FakeWhmcs
-from virtfusion_support import PANEL, TOKEN, TimedASGITransport, make_sim
+from virtfusion_support import PANEL, TimedASGITransport, add_vf_platform, make_sim
 
 from vpsbridge.billing.whmcs import credit  # importing it registers the portal's credit issuer
 from vpsbridge.billing.whmcs.report import EXTRAS_WHMCS_TRANSPORT
 from vpsbridge.jobs.worker import Worker
-from vpsbridge.services import platforms, portal, portal_billing, products
+from vpsbridge.services import portal, portal_billing, products
 from vpsbridge.services.context import AppContext
 from vpsbridge.services.credit_requests import BillingFailed, BillingUnavailable, register_credit_issuer
 from vpsbridge.services.errors import Invalid
@@ -97,17 +97,7 @@ async def make_hourly(db_url: str, tmp_path: Path, *, whmcs: bool = True) -> tup
     app = await AppContext.create(fast_settings(db_url, tmp_path, **extra))
     app.extras[EXTRAS_TRANSPORTS] = {PANEL: TimedASGITransport(asgi, read_timeout=1.0)}
     app.extras[EXTRAS_WHMCS_TRANSPORT] = httpx2.MockTransport(fake.handle)
-    await platforms.create_platform(
-        app,
-        {
-            "name": "vf",
-            "type": "virtfusion",
-            "url": PANEL,
-            "credentials": {"token": TOKEN},
-            "settings": {"max_retries": 1, "retry_wait_initial": 0.01, "hypervisor_group_id": 1},
-        },
-        ACTOR,
-    )
+    await add_vf_platform(app, ACTOR)
     await products.create_product(
         app,
         {

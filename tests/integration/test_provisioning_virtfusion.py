@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from provisioning_support import ACTOR, fast_settings
-from virtfusion_support import PANEL, TOKEN, TimedASGITransport, make_sim
+from virtfusion_support import PANEL, TimedASGITransport, add_vf_platform, make_sim
 
 from vpsbridge.jobs.worker import Worker
-from vpsbridge.services import platforms, products
+from vpsbridge.services import products
 from vpsbridge.services.context import AppContext
 from vpsbridge.services.errors import Conflict, UpstreamError
 from vpsbridge.services.provisioning import (
@@ -57,17 +57,7 @@ async def panel(db_url: str, tmp_path: Path) -> AsyncIterator[Panel]:
     transport = TimedASGITransport(asgi, read_timeout=1.0)
     app = await AppContext.create(fast_settings(db_url, tmp_path))
     app.extras[EXTRAS_TRANSPORTS] = {PANEL: transport}
-    await platforms.create_platform(
-        app,
-        {
-            "name": "vf",
-            "type": "virtfusion",
-            "url": PANEL,
-            "credentials": {"token": TOKEN},
-            "settings": {"max_retries": 1, "retry_wait_initial": 0.01, "hypervisor_group_id": 1},
-        },
-        ACTOR,
-    )
+    await add_vf_platform(app, ACTOR)
     for name, package in (("vf-1g", 1), ("vf-2g", 2)):
         await products.create_product(
             app,

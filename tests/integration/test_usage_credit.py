@@ -21,14 +21,14 @@ from urllib.parse import parse_qsl
 import httpx2
 import pytest
 from provisioning_support import ACTOR, fast_settings
-from virtfusion_support import PANEL, TOKEN, TimedASGITransport, make_sim
+from virtfusion_support import PANEL, TimedASGITransport, add_vf_platform, make_sim
 
 import vpsbridge.workflows.usage_sync  # noqa: F401 - registers the task
 from vpsbridge.billing.whmcs import bridge, credit, lifecycle
 from vpsbridge.billing.whmcs.report import EXTRAS_WHMCS_TRANSPORT
 from vpsbridge.jobs.periodic import run_task
 from vpsbridge.jobs.worker import Worker
-from vpsbridge.services import platforms, products
+from vpsbridge.services import products
 from vpsbridge.services.context import AppContext
 from vpsbridge.services.errors import Invalid
 from vpsbridge.services.provisioning import create_service, get_service
@@ -133,17 +133,7 @@ async def billing(db_url: str, tmp_path: Path) -> AsyncIterator[Billing]:
     )
     app.extras[EXTRAS_TRANSPORTS] = {PANEL: TimedASGITransport(asgi, read_timeout=1.0)}
     app.extras[EXTRAS_WHMCS_TRANSPORT] = httpx2.MockTransport(whmcs.handle)
-    await platforms.create_platform(
-        app,
-        {
-            "name": "vf",
-            "type": "virtfusion",
-            "url": PANEL,
-            "credentials": {"token": TOKEN},
-            "settings": {"max_retries": 1, "retry_wait_initial": 0.01, "hypervisor_group_id": 1},
-        },
-        ACTOR,
-    )
+    await add_vf_platform(app, ACTOR)
     for name, package, settings in (
         ("vf-1g", 1, {}),
         ("vf-hourly", 1, {"self_service_mode": "hourly", "topoff_threshold": 5.0, "topoff_amount": 20.0}),

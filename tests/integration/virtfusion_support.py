@@ -10,6 +10,9 @@ import httpx2
 
 from vpsbridge.platforms.models import ServerSpec
 from vpsbridge.platforms.virtfusion import VirtFusionPlatform
+from vpsbridge.services import platforms
+from vpsbridge.services.audit import Actor
+from vpsbridge.services.context import AppContext
 from vpsbridge.sim.virtfusion import VirtFusionState, create_app
 
 TOKEN = "sim-token"
@@ -42,6 +45,22 @@ def make_sim(**kwargs: Any) -> tuple[VirtFusionState, Any]:
         **kwargs,
     ).seed_demo()
     return state, create_app(state)
+
+
+async def add_vf_platform(app: AppContext, actor: Actor, *, name: str = "vf") -> None:
+    """The simulated panel as a platform of ``app`` (fast retries, hypervisor group 1); the app's
+    ``EXTRAS_TRANSPORTS`` must route ``PANEL`` to the simulator."""
+    await platforms.create_platform(
+        app,
+        {
+            "name": name,
+            "type": "virtfusion",
+            "url": PANEL,
+            "credentials": {"token": TOKEN},
+            "settings": {"max_retries": 1, "retry_wait_initial": 0.01, "hypervisor_group_id": 1},
+        },
+        actor,
+    )
 
 
 def make_driver(
