@@ -46,7 +46,7 @@ from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import Conflict, Invalid, NotFound, ServiceError, UpstreamError
 from vpsbridge.services.provisioning import lifecycle
 from vpsbridge.services.provisioning.drivers import open_driver
-from vpsbridge.services.provisioning.flavours import flavour_for
+from vpsbridge.services.provisioning.flavours import platform_capabilities
 from vpsbridge.services.provisioning.records import find_service
 from vpsbridge.store.models import Platform, Product, Server, Service, utcnow
 
@@ -188,15 +188,8 @@ class OwnedService:
 
 
 def capabilities(platform_type: str | None) -> frozenset[str]:
-    """What the service's platform can do - its driver plus its flavour's workflows (the portal shows
-    only these panels)."""
-    if not platform_type:
-        return frozenset()
-    try:
-        supports = registry.driver_class(platform_type).SUPPORTS
-    except Exception:
-        return frozenset()
-    return frozenset(supports) | flavour_for(platform_type).capabilities
+    """What the service's platform can do (the portal shows only these panels)."""
+    return platform_capabilities(platform_type)
 
 
 async def owned_row(ctx: AppContext, client_id: str, service_id: int) -> OwnedService:

@@ -29,6 +29,7 @@ from vpsbridge.services.admin_console.wording import (
 from vpsbridge.services.audit import Actor, record
 from vpsbridge.services.errors import ServiceError
 from vpsbridge.services.provisioning import ServiceOut, get_service
+from vpsbridge.services.provisioning.flavours import platform_capabilities
 from vpsbridge.store.models import Job, Platform, Product, Server, Service
 
 if TYPE_CHECKING:
@@ -160,15 +161,8 @@ async def service_detail(ctx: AppContext, service_id: int) -> ServiceDetail:
 
 
 def _supports(platform_type: str | None) -> frozenset[str]:
-    """The capability flags of the service's platform driver (what buttons make sense)."""
-    if not platform_type:
-        return frozenset()
-    from vpsbridge.platforms import registry
-
-    try:
-        return frozenset(str(c) for c in registry.driver_class(platform_type).SUPPORTS)
-    except registry.UnknownDriver:
-        return frozenset()
+    """What the service's platform can do (what buttons make sense)."""
+    return platform_capabilities(platform_type)
 
 
 async def set_server_external_id(

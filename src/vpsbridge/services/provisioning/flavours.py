@@ -413,6 +413,20 @@ def flavour_for(platform_type: str) -> Flavour:
     return _FLAVOURS.get(platform_type) or _FLAVOURS["*"]
 
 
+def platform_capabilities(platform_type: str | None) -> frozenset[str]:
+    """What services on this platform type can do: the driver's flags plus what the flavour's own
+    workflows add (both the portal and the operator console show only these actions)."""
+    from vpsbridge.platforms import registry
+
+    if not platform_type:
+        return frozenset()
+    try:
+        supports = registry.driver_class(platform_type).SUPPORTS
+    except registry.UnknownDriver:
+        return frozenset()
+    return frozenset(str(c) for c in (*supports, *flavour_for(platform_type).capabilities))
+
+
 for _flavour in (Flavour(), DummyFlavour(), VirtFusionFlavour()):
     register_flavour(_flavour)
 
@@ -423,5 +437,6 @@ __all__ = [
     "ProductView",
     "SpecRequest",
     "flavour_for",
+    "platform_capabilities",
     "register_flavour",
 ]
