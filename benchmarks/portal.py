@@ -284,9 +284,12 @@ async def _run(args: argparse.Namespace) -> int:
             origin, sid = server.info["origin"], server.info["service_id"]
             limits = httpx2.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
             async with httpx2.AsyncClient(base_url=origin, limits=limits, timeout=60) as client:
+                before_signin = server.upstream_calls()
                 signin = await client.get(server.info["link"].removeprefix(origin))
                 if signin.status_code != 303:
                     raise SystemExit(f"sign-in answered {signin.status_code}: {signin.text[:200]}")
+                # Sign-in fetches the product's OS list once, so the overview can name the OS.
+                print(f"upstream calls at sign-in: {server.upstream_calls() - before_signin}")
                 overview = f"/portal/s/{sid}"
                 # upstream calls first, on a cold cache: the load below warms it
                 calls = await _calls_per_view(

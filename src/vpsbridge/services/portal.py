@@ -18,6 +18,8 @@ platform cannot be asked, the last known record is shown with a note instead of 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -65,6 +67,8 @@ TEMPLATES_TTL = 600.0
 BACKUPS_TTL = 120.0
 #: Console relay tickets: the browser must connect within this many seconds, once.
 CONSOLE_TICKET_TTL = 30.0
+#: How long sign-in waits for the OS list it fetches for the overview (then signs in anyway).
+WARM_SECONDS = 3.0
 
 HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 PSEUDO_FILESYSTEMS = frozenset(
@@ -338,17 +342,22 @@ def _country_flag(code: str | None) -> str | None:
 async def _template_name(ctx: AppContext, owned: OwnedService, template: Any) -> str | None:
     """A readable OS name for the installed template when the platform reports only its number.
 
-    Names (``debian-12``) are shown as they are; a numeric id is looked up in the product's gallery,
-    which is cached per platform and plan for ``TEMPLATES_TTL``, and shown as is if that fails.
+    Names (``debian-12``) are shown as they are. A numeric id is looked up in the product's gallery
+    *if it is cached* (sign-in and the reinstall page fetch it): the overview itself never spends an
+    upstream call on a label, so it shows the number until the gallery is known.
     """
     if template is None or not str(template).isdigit():
         return str(template) if template is not None else None
-    try:
-        gallery = await os_gallery(ctx, owned)
-    except ServiceError:
-        return str(template)
-    names = {entry.id: entry.name for entries in gallery.values() for entry in entries}
+    items = await ctx.cache.get(_templates_key(owned)) or []
+    names = {str(item.get("id")): str(item.get("name")) for item in items if isinstance(item, dict)}
     return names.get(str(template), str(template))
+
+
+async def warm_gallery(ctx: AppContext, owned: OwnedService) -> None:
+    """Fetch the product's OS list at sign-in (one call per plan per ``TEMPLATES_TTL``) so the
+    overview can name the OS without an upstream call; best effort, at most ``WARM_SECONDS``."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(os_gallery(ctx, owned), WARM_SECONDS)
 
 
 async def overview(ctx: AppContext, owned: OwnedService) -> Overview:
@@ -483,6 +492,14 @@ class GalleryEntry:
     takes_ssh_keys: bool
 
 
+def _templates_key(owned: OwnedService) -> str:
+    """The gallery's cache key: per platform and the plan fields that choose the templates."""
+    plan = json.dumps(
+        {k: owned.plan.get(k) for k in ("package_id", "os_templates")}, sort_keys=True, default=str
+    )
+    return f"portal:templates:{owned.platform_id}:{hashlib.sha256(plan.encode()).hexdigest()[:16]}"
+
+
 async def os_gallery(ctx: AppContext, owned: OwnedService) -> dict[str, list[GalleryEntry]]:
     """Templates the product allows, grouped by category (family) for the rebuild gallery."""
     platform_id = owned.platform_id
@@ -494,11 +511,7 @@ async def os_gallery(ctx: AppContext, owned: OwnedService) -> dict[str, list[Gal
         return [t.model_dump(mode="json") for t in templates]
 
     try:
-        plan_key = json.dumps(
-            {k: owned.plan.get(k) for k in ("package_id", "os_templates")}, sort_keys=True, default=str
-        )
-        key = f"portal:templates:{owned.platform_id}:{hashlib.sha256(plan_key.encode()).hexdigest()[:16]}"
-        items = await _cached(ctx, key, TEMPLATES_TTL, fetch)
+        items = await _cached(ctx, _templates_key(owned), TEMPLATES_TTL, fetch)
     except Exception as exc:
         raise _upstream(exc, "list operating systems") from exc
     groups: dict[str, list[GalleryEntry]] = {}

@@ -136,6 +136,12 @@ async def sso(request: Request, token: str = "") -> Response:
         )
     response = RedirectResponse(f"/portal/s/{signin.service_id}", status_code=303)
     await start_session(request, response, KIND, signin.client_id, {"service_id": signin.service_id})
+    try:
+        landing = await portal.owned_service(ctx, signin.client_id, signin.service_id)
+    except ServiceError:
+        pass  # not provisioned yet: the overview explains that
+    else:
+        await portal.warm_gallery(ctx, landing)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
