@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import uvicorn
@@ -74,3 +75,40 @@ async def served(
     finally:
         server.should_exit = True
         await task
+
+
+@dataclass
+class ChromiumPage:
+    """A signed-out Chromium page on a served app; ``problems`` collects page errors and console
+    errors (CSP violations among them) for :func:`chromium_page` to check at the end."""
+
+    origin: str
+    browser: Any
+    context: Any
+    page: Any
+    problems: list[str] = field(default_factory=list)
+
+
+def page_failures(problems: list[str]) -> list[str]:
+    """The collected messages that fail a page test: CSP violations and uncaught page errors."""
+    return [p for p in problems if "Content Security Policy" in p or "page error" in p]
+
+
+@contextlib.asynccontextmanager
+async def chromium_page(app: Any, *, width: int = 1280, height: int = 900) -> AsyncIterator[ChromiumPage]:
+    """Serve ``app``, open Debian's Chromium on ``http://localhost:<port>`` (a secure context, so the
+    ``__Host-`` cookies work) and yield one page; afterwards assert no CSP violation or page error."""
+    from playwright.async_api import async_playwright
+
+    async with served(app) as port, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            context = await browser.new_context(viewport={"width": width, "height": height})
+            page = await context.new_page()
+            session = ChromiumPage(f"http://localhost:{port}", browser, context, page)
+            page.on("pageerror", lambda e: session.problems.append(f"page error: {e}"))
+            page.on("console", lambda m: session.problems.append(m.text) if m.type == "error" else None)
+            yield session
+        finally:
+            await browser.close()
+    assert page_failures(session.problems) == []
