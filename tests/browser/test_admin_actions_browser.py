@@ -8,7 +8,6 @@ in artifacts/screenshots/admin/."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from admin_support import audit_actions, make_admin
 from admin_vf_support import VfConsole
 
 from conftest import require, require_binary
-from live_server import CHROMIUM_FLAGS, served
+from live_server import chromium_page
 from vpsbridge.jobs.worker import Worker
 from vpsbridge.services import admin_auth, provisioning
 from vpsbridge.services.audit import Actor
@@ -41,19 +40,16 @@ JOB_SECONDS = 60_000  # ms a job may take to reach "succeeded" in the page (it p
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend is enough for the browser
 async def test_service_actions_and_new_service_in_chromium(vfc: VfConsole, db_url: str) -> None:
-    chromium = require_binary("chromium")
+    require_binary("chromium")
     require(not docs.missing_assets(), "front-end assets are not built (cd frontend && npm run build)")
-    from playwright.async_api import Page, async_playwright
+    from playwright.async_api import Page
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     ctx = vfc.app
     await make_admin(ctx, "operator")
     app = create_app(context=ctx, migrate=False)
-    stack = contextlib.AsyncExitStack()
-    port = await stack.enter_async_context(served(app))
     worker = Worker(ctx, concurrency=4, periodic=False, wakeup=False)
     worker.start()
-    problems: list[str] = []
 
     async def shot(page: Page, name: str) -> None:
         await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -98,167 +94,160 @@ async def test_service_actions_and_new_service_in_chromium(vfc: VfConsole, db_ur
             outcomes[ip] = await row.locator("[data-state]").get_attribute("data-state") or ""
         return outcomes
 
-    origin = f"http://localhost:{port}"  # a secure context for Chromium: __Host- cookies work
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-            try:
-                context = await browser.new_context(viewport={"width": 1280, "height": 900})
-                page = await context.new_page()
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-                minted = await admin_auth.mint_admin_sso(ctx, "operator", Actor("bridge", "whmcs"))
-                await page.goto(origin + minted.path)
-                await page.wait_for_selector("[data-testid=services-by-state]")
-                stock_before = await stock_of(page, "VPS 1G London")
-                assert stock_before > 0
+        async with chromium_page(app) as chromium:
+            page, origin = chromium.page, chromium.origin
+            minted = await admin_auth.mint_admin_sso(ctx, "operator", Actor("bridge", "whmcs"))
+            await page.goto(origin + minted.path)
+            await page.wait_for_selector("[data-testid=services-by-state]")
+            stock_before = await stock_of(page, "VPS 1G London")
+            assert stock_before > 0
 
-                # --- New service: the products with live stock; the full one cannot be chosen ---
-                await page.goto(f"{origin}/admin/services")
-                await page.click("[data-testid=new-service-link]")
-                await page.wait_for_selector("[data-testid=new-service-products]")
-                full_row = page.locator(f"tr[data-product='{vfc.full}']")
-                assert "out of stock" in await full_row.inner_text()
-                assert await full_row.locator("a.btn").count() == 0
-                await shot(page, "new-service")
-                await page.click(f"[data-testid=choose-{vfc.small}]")
-                await page.wait_for_selector("[data-testid=new-service-form]")
-                await page.fill("#client_id", "4711")
-                await page.fill("#client_name", "Ada Lovelace")
-                await page.fill("#client_email", "ada@example.net")
-                await page.fill("#hostname", HOSTNAME)
-                options = await page.locator("#os option").all_inner_texts()
-                debian = next(o for o in options if "Debian" in o and "end of life" not in o)
-                await page.select_option("#os", label=debian)
-                await page.fill("#ssh_keys", KEY)
-                await shot(page, "new-service-form")
+            # --- New service: the products with live stock; the full one cannot be chosen ---
+            await page.goto(f"{origin}/admin/services")
+            await page.click("[data-testid=new-service-link]")
+            await page.wait_for_selector("[data-testid=new-service-products]")
+            full_row = page.locator(f"tr[data-product='{vfc.full}']")
+            assert "out of stock" in await full_row.inner_text()
+            assert await full_row.locator("a.btn").count() == 0
+            await shot(page, "new-service")
+            await page.click(f"[data-testid=choose-{vfc.small}]")
+            await page.wait_for_selector("[data-testid=new-service-form]")
+            await page.fill("#client_id", "4711")
+            await page.fill("#client_name", "Ada Lovelace")
+            await page.fill("#client_email", "ada@example.net")
+            await page.fill("#hostname", HOSTNAME)
+            options = await page.locator("#os option").all_inner_texts()
+            debian = next(o for o in options if "Debian" in o and "end of life" not in o)
+            await page.select_option("#os", label=debian)
+            await page.fill("#ssh_keys", KEY)
+            await shot(page, "new-service-form")
 
-                # The group fills up between the page and the click: the live check refuses, in words.
-                saved = {hv.id: hv.memory_mb for hv in vfc.sim.hypervisors.values() if hv.group_id == 1}
-                for hv in vfc.sim.hypervisors.values():
-                    if hv.group_id == 1:
-                        hv.memory_mb = 512
-                await page.click("[data-testid=new-service-form] button[type=submit]")
-                await page.wait_for_selector("[data-testid=create-error]")
-                assert "VPS 1G London is out of stock" in await page.inner_text("[data-testid=create-error]")
-                assert await page.input_value("#hostname") == HOSTNAME  # nothing typed is lost
-                await shot(page, "new-service-refused")
-                for hv in vfc.sim.hypervisors.values():
-                    if hv.id in saved:
-                        hv.memory_mb = saved[hv.id]
-                problems.clear()  # the refusal answered 409, which Chromium logs as a failed load
-                await page.click("[data-testid=new-service-form] button[type=submit]")
-                await page.wait_for_url(re.compile(r".*/admin/services/\d+\?.*"))
-                service_id = int(page.url.split("/admin/services/")[1].split("?")[0])
-                assert "deploy job is queued" in await page.inner_text("[data-testid=flash]")
-                await page.wait_for_selector("[data-testid=open-jobs]")  # followed live on this page
-                await shot(page, "new-service-created")
-                await follow_job(page, "deploy-job")
-                await page.goto(f"{origin}/admin/services/{service_id}")
-                await page.wait_for_selector("[data-testid=service-status] [data-state=active]")
-                stock_during = await stock_of(page, "VPS 1G London")
-                assert stock_during < stock_before
+            # The group fills up between the page and the click: the live check refuses, in words.
+            saved = {hv.id: hv.memory_mb for hv in vfc.sim.hypervisors.values() if hv.group_id == 1}
+            for hv in vfc.sim.hypervisors.values():
+                if hv.group_id == 1:
+                    hv.memory_mb = 512
+            await page.click("[data-testid=new-service-form] button[type=submit]")
+            await page.wait_for_selector("[data-testid=create-error]")
+            assert "VPS 1G London is out of stock" in await page.inner_text("[data-testid=create-error]")
+            assert await page.input_value("#hostname") == HOSTNAME  # nothing typed is lost
+            await shot(page, "new-service-refused")
+            for hv in vfc.sim.hypervisors.values():
+                if hv.id in saved:
+                    hv.memory_mb = saved[hv.id]
+            chromium.problems.clear()  # the refusal answered 409, which Chromium logs as a failed load
+            await page.click("[data-testid=new-service-form] button[type=submit]")
+            await page.wait_for_url(re.compile(r".*/admin/services/\d+\?.*"))
+            service_id = int(page.url.split("/admin/services/")[1].split("?")[0])
+            assert "deploy job is queued" in await page.inner_text("[data-testid=flash]")
+            await page.wait_for_selector("[data-testid=open-jobs]")  # followed live on this page
+            await shot(page, "new-service-created")
+            await follow_job(page, "deploy-job")
+            await page.goto(f"{origin}/admin/services/{service_id}")
+            await page.wait_for_selector("[data-testid=service-status] [data-state=active]")
+            stock_during = await stock_of(page, "VPS 1G London")
+            assert stock_during < stock_before
 
-                # --- service detail: validate, update object, server id ---
-                await page.goto(f"{origin}/admin/services/{service_id}")
-                await page.click("text=Validate config")
-                await page.wait_for_selector("[data-testid=findings]")
-                findings = await page.inner_text("[data-testid=findings]")
-                assert "plan resolves: package 1 (VPS 1G): 1 cores, 1024 MB memory, 25 GB disk" in findings
-                await shot(page, "service-validate")
-                await page.click("text=Update object from platform")
-                await page.wait_for_selector("[data-testid=flash]")
-                assert "Server object updated" in await page.inner_text("[data-testid=flash]")
-                assert HOSTNAME in await page.inner_text("[data-testid=server-json]")
-                original = await page.input_value("#external_id")
-                await page.fill("#external_id", "424242")
-                await page.click("text=Save server id")
-                await page.wait_for_selector("[data-testid=flash]")
-                assert await page.input_value("#external_id") == "424242"
-                await shot(page, "service-server-id")
-                await page.fill("#external_id", original)
-                await page.click("text=Save server id")
-                await page.wait_for_selector("[data-testid=flash]")
-                assert await page.input_value("#external_id") == original
+            # --- service detail: validate, update object, server id ---
+            await page.goto(f"{origin}/admin/services/{service_id}")
+            await page.click("text=Validate config")
+            await page.wait_for_selector("[data-testid=findings]")
+            findings = await page.inner_text("[data-testid=findings]")
+            assert "plan resolves: package 1 (VPS 1G): 1 cores, 1024 MB memory, 25 GB disk" in findings
+            await shot(page, "service-validate")
+            await page.click("text=Update object from platform")
+            await page.wait_for_selector("[data-testid=flash]")
+            assert "Server object updated" in await page.inner_text("[data-testid=flash]")
+            assert HOSTNAME in await page.inner_text("[data-testid=server-json]")
+            original = await page.input_value("#external_id")
+            await page.fill("#external_id", "424242")
+            await page.click("text=Save server id")
+            await page.wait_for_selector("[data-testid=flash]")
+            assert await page.input_value("#external_id") == "424242"
+            await shot(page, "service-server-id")
+            await page.fill("#external_id", original)
+            await page.click("text=Save server id")
+            await page.wait_for_selector("[data-testid=flash]")
+            assert await page.input_value("#external_id") == original
 
-                # --- power: restart with confirmation ---
-                await page.click("form[action$='/power']:has(input[value=restart]) button")
-                await confirm(page)
-                await page.wait_for_selector("[data-testid=flash]")
-                await shot(page, "service-power")
-                await page.wait_for_selector("[data-testid=service-status] [data-state=active]")
+            # --- power: restart with confirmation ---
+            await page.click("form[action$='/power']:has(input[value=restart]) button")
+            await confirm(page)
+            await page.wait_for_selector("[data-testid=flash]")
+            await shot(page, "service-power")
+            await page.wait_for_selector("[data-testid=service-status] [data-state=active]")
 
-                # --- rebuild: choose an OS, type the hostname, follow the job ---
-                await page.goto(f"{origin}/admin/services/{service_id}")
-                await page.click("text=Rebuild…")
-                await page.wait_for_selector("#os")
-                options = await page.locator("#os option").all_inner_texts()
-                ubuntu = next(o for o in options if "Ubuntu" in o)
-                await page.select_option("#os", label=ubuntu)
-                await shot(page, "rebuild")
-                await page.click("form[action$='/rebuild'] button[type=submit]")
-                await confirm(page, typed=HOSTNAME)
-                await page.wait_for_selector("[data-testid=flash-job]")
-                assert "Reinstall started" in await page.inner_text("[data-testid=flash]")
-                await follow_job(page, "rebuild-job")
+            # --- rebuild: choose an OS, type the hostname, follow the job ---
+            await page.goto(f"{origin}/admin/services/{service_id}")
+            await page.click("text=Rebuild…")
+            await page.wait_for_selector("#os")
+            options = await page.locator("#os option").all_inner_texts()
+            ubuntu = next(o for o in options if "Ubuntu" in o)
+            await page.select_option("#os", label=ubuntu)
+            await shot(page, "rebuild")
+            await page.click("form[action$='/rebuild'] button[type=submit]")
+            await confirm(page, typed=HOSTNAME)
+            await page.wait_for_selector("[data-testid=flash-job]")
+            assert "Reinstall started" in await page.inner_text("[data-testid=flash]")
+            await follow_job(page, "rebuild-job")
 
-                # --- reverse DNS: additive reconcile keeps a hand-made PTR, force resets it ---
-                service = await provisioning.get_service(ctx, service_id)
-                assert service.server is not None
-                ip = service.server.ipv4[0]
-                assert vfc.ptr(ip) == [f"{HOSTNAME}."]  # the deploy's DNS job wrote it
-                assert (await reconcile(page, force=False))[ip] == "unchanged"
-                vfc.set_ptr(ip, "custom.example.org.")
-                assert (await reconcile(page, force=False))[ip] == "preserved"
-                assert vfc.ptr(ip) == ["custom.example.org."]
-                await shot(page, "dns-reconcile")
-                assert (await reconcile(page, force=True))[ip] == "written"
-                assert "forced" in await page.inner_text("[data-testid=reconcile-report]")
-                assert vfc.ptr(ip) == [f"{HOSTNAME}."]
-                await shot(page, "dns-reconcile-forced")
+            # --- reverse DNS: additive reconcile keeps a hand-made PTR, force resets it ---
+            service = await provisioning.get_service(ctx, service_id)
+            assert service.server is not None
+            ip = service.server.ipv4[0]
+            assert vfc.ptr(ip) == [f"{HOSTNAME}."]  # the deploy's DNS job wrote it
+            assert (await reconcile(page, force=False))[ip] == "unchanged"
+            vfc.set_ptr(ip, "custom.example.org.")
+            assert (await reconcile(page, force=False))[ip] == "preserved"
+            assert vfc.ptr(ip) == ["custom.example.org."]
+            await shot(page, "dns-reconcile")
+            assert (await reconcile(page, force=True))[ip] == "written"
+            assert "forced" in await page.inner_text("[data-testid=reconcile-report]")
+            assert vfc.ptr(ip) == [f"{HOSTNAME}."]
+            await shot(page, "dns-reconcile-forced")
 
-                # --- terminate: typed confirmation, job to done, state terminated, stock back up ---
-                await page.goto(f"{origin}/admin/services/{service_id}")
-                await page.click("form[action$='/terminate'] button")
-                await confirm(page, typed=HOSTNAME)
-                await page.wait_for_selector("[data-testid=flash-job]")
-                await follow_job(page, "terminate-job")
-                await page.goto(f"{origin}/admin/services/{service_id}")
-                await page.wait_for_selector("[data-testid=service-status] [data-state=terminated]")
-                await page.wait_for_selector("[data-testid=terminated-note]")  # nothing left to press
-                assert await page.locator("form[action$='/terminate'], form[action$='/power']").count() == 0
-                await shot(page, "service-terminated")
-                assert await stock_of(page, "VPS 1G London") == stock_before
-                await shot(page, "stock-after-terminate")
+            # --- terminate: typed confirmation, job to done, state terminated, stock back up ---
+            await page.goto(f"{origin}/admin/services/{service_id}")
+            await page.click("form[action$='/terminate'] button")
+            await confirm(page, typed=HOSTNAME)
+            await page.wait_for_selector("[data-testid=flash-job]")
+            await follow_job(page, "terminate-job")
+            await page.goto(f"{origin}/admin/services/{service_id}")
+            await page.wait_for_selector("[data-testid=service-status] [data-state=terminated]")
+            await page.wait_for_selector("[data-testid=terminated-note]")  # nothing left to press
+            assert await page.locator("form[action$='/terminate'], form[action$='/power']").count() == 0
+            await shot(page, "service-terminated")
+            assert await stock_of(page, "VPS 1G London") == stock_before
+            await shot(page, "stock-after-terminate")
 
-                # --- everything above is in the audit log, as this operator ---
-                await page.goto(f"{origin}/admin/audit")
-                audit = await page.inner_text("[data-testid=audit-table]")
-                for action in ("service.create", "service.server_id", "service.refresh", "dns.reconcile"):
-                    assert action in audit, action
-                await shot(page, "audit-actions")
+            # --- everything above is in the audit log, as this operator ---
+            await page.goto(f"{origin}/admin/audit")
+            audit = await page.inner_text("[data-testid=audit-table]")
+            for action in ("service.create", "service.server_id", "service.refresh", "dns.reconcile"):
+                assert action in audit, action
+            await shot(page, "audit-actions")
 
-                # --- the same pages in German: "Kunde" for the customer ---
-                german = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
-                de = await german.new_page()
-                minted = await admin_auth.mint_admin_sso(ctx, "operator", Actor("bridge", "whmcs"))
-                await de.goto(origin + minted.path)
-                await de.goto(f"{origin}/admin/services/new?product={vfc.small}")
-                assert "Kunden-ID" in await de.inner_text("[data-testid=new-service-form]")
-                await shot(de, "new-service-de")
-                await de.goto(f"{origin}/admin/services/{service_id}")
-                assert "Kunde" in await de.inner_text("#summary")
-                await de.goto(f"{origin}/admin/upstream")
-                assert "API-Client" in await de.inner_text("form[data-testid=upstream-search]")
-                await shot(de, "upstream-de")
-            finally:
-                await browser.close()
+            # --- the same pages in German: "Kunde" for the customer ---
+            german = await chromium.browser.new_context(
+                viewport={"width": 1280, "height": 900}, locale="de-DE"
+            )
+            de = await german.new_page()
+            minted = await admin_auth.mint_admin_sso(ctx, "operator", Actor("bridge", "whmcs"))
+            await de.goto(origin + minted.path)
+            await de.goto(f"{origin}/admin/services/new?product={vfc.small}")
+            assert "Kunden-ID" in await de.inner_text("[data-testid=new-service-form]")
+            await shot(de, "new-service-de")
+            await de.goto(f"{origin}/admin/services/{service_id}")
+            assert "Kunde" in await de.inner_text("#summary")
+            await de.goto(f"{origin}/admin/upstream")
+            assert "API-Client" in await de.inner_text("form[data-testid=upstream-search]")
+            await shot(de, "upstream-de")
     finally:
         await worker.stop()
-        await stack.aclose()
     by_operator: list[Any] = [
         r for r in await audit_actions(ctx) if r.actor_type == "admin" and r.object_id == str(service_id)
     ]
     actions = {r.action for r in by_operator}
     assert {"service.claim", "service.create", "service.server_id", "service.refresh"} <= actions, actions
-    assert problems == []
+    assert chromium.problems == []  # stricter than the helper: no console error at all
