@@ -4,7 +4,6 @@ and the browser follows the 303 to the VirtFusion panel - which it only does bec
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from portal_vf_support import PANEL, VfPortal
 from provisioning_support import ACTOR
 
 from conftest import require_binary
-from live_server import CHROMIUM_FLAGS, served
+from live_server import chromium_page
 from vpsbridge.services import portal
 from vpsbridge.web.app import create_app
 
@@ -29,13 +28,11 @@ SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend is enough for the browser
 async def test_panel_login_opens_the_panel_in_chromium(vf: VfPortal, db_url: str) -> None:
-    chromium = require_binary("chromium")
-    from playwright.async_api import Route, async_playwright
+    require_binary("chromium")
+    from playwright.async_api import Route
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     app = create_app(context=vf.app, migrate=False)
-    stack = contextlib.AsyncExitStack()
-    port = await stack.enter_async_context(served(app))
     panel_hits: list[str] = []
 
     async def fake_panel(route: Route) -> None:
@@ -43,29 +40,20 @@ async def test_panel_login_opens_the_panel_in_chromium(vf: VfPortal, db_url: str
         panel_hits.append(route.request.url)
         await route.fulfill(status=200, content_type="text/html", body="<h1>VirtFusion panel</h1>")
 
-    try:
-        origin = f"http://localhost:{port}"
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-            try:
-                context = await browser.new_context(viewport={"width": 1280, "height": 900})
-                await context.route(f"{PANEL}/**", fake_panel)
-                page = await context.new_page()
-                link = await portal.mint_portal_link(vf.app, vf.service_id, ACTOR, base_url=origin)
-                await page.goto(link.url)
-                button = page.locator("[data-panel-login] button")
-                await button.wait_for()
-                await button.scroll_into_view_if_needed()
-                await page.screenshot(path=str(SHOTS / "portal-panel-login.png"), full_page=True)
-                async with context.expect_page() as opened:
-                    await button.click()
-                tab = await opened.value
-                await tab.wait_for_url(f"{PANEL}/token_authenticate/**", timeout=10_000)
-                assert await tab.locator("h1").inner_text() == "VirtFusion panel"
-            finally:
-                await browser.close()
-    finally:
-        await stack.aclose()
+    async with chromium_page(app) as chromium:
+        page, context, origin = chromium.page, chromium.context, chromium.origin
+        await context.route(f"{PANEL}/**", fake_panel)
+        link = await portal.mint_portal_link(vf.app, vf.service_id, ACTOR, base_url=origin)
+        await page.goto(link.url)
+        button = page.locator("[data-panel-login] button")
+        await button.wait_for()
+        await button.scroll_into_view_if_needed()
+        await page.screenshot(path=str(SHOTS / "portal-panel-login.png"), full_page=True)
+        async with context.expect_page() as opened:
+            await button.click()
+        tab = await opened.value
+        await tab.wait_for_url(f"{PANEL}/token_authenticate/**", timeout=10_000)
+        assert await tab.locator("h1").inner_text() == "VirtFusion panel"
     assert len(panel_hits) == 1
     assert "1=" in panel_hits[0]
     assert "2=" in panel_hits[0]
