@@ -7,13 +7,14 @@ completes the RFB security handshake with the platform's password. The browser s
 security type None (:func:`vpsbridge.core.rfb.server_handshake`), so the platform's token and password
 stay on the server and the browser's only credential was the single-use relay ticket.
 
-Failures come back as :class:`ConsoleUnavailable` with a sentence the popup shows; the detail with
-upstream URLs (redacted) goes to the log and the upstream request log, not to the browser.
+Failures come back as :class:`ConsoleUnavailable` with their cause, which the popup puts in words;
+the detail with upstream URLs (redacted) goes to the log and the upstream request log, not to the
+browser.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from vpsbridge.core import rfb
 from vpsbridge.http import UpstreamError, UpstreamRejected
@@ -30,18 +31,16 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-#: What the popup says, by cause (the web layer translates these sentences).
-UNREACHABLE = "The console of this server cannot be reached right now. Try again in a minute."
-REFUSED = "The platform refused the console connection. Open the console again."
-UNSUPPORTED = "This server's console cannot be opened here."
+#: Why a console could not be opened; the portal words each cause in the visitor's language.
+Cause = Literal["unreachable", "refused", "unsupported"]
 
 
 class ConsoleUnavailable(Exception):
-    """The platform's console could not be opened; ``message`` is one of the sentences above."""
+    """The platform's console could not be opened, for ``cause``."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, cause: Cause) -> None:
+        super().__init__(cause)
+        self.cause: Cause = cause
 
 
 async def connect(ctx: AppContext, claimed: dict[str, Any]) -> BufferedChannel:
@@ -51,23 +50,23 @@ async def connect(ctx: AppContext, claimed: dict[str, Any]) -> BufferedChannel:
         platform_id = int(claimed["platform_id"])
     except (KeyError, TypeError, ValueError, SecretDecryptError) as exc:
         log.warning("console_ticket_unreadable", error=type(exc).__name__)
-        raise ConsoleUnavailable(REFUSED) from exc
+        raise ConsoleUnavailable("refused") from exc
     service_id = claimed.get("service_id")
     try:
         async with open_driver(ctx, platform_id) as (driver, _):
             stream = await driver.console_stream(ticket)
     except NotSupported as exc:
-        raise ConsoleUnavailable(UNSUPPORTED) from exc
+        raise ConsoleUnavailable("unsupported") from exc
     except UpstreamError as exc:
         log.warning("console_upstream_failed", service_id=service_id, error=str(exc))
-        raise ConsoleUnavailable(REFUSED if isinstance(exc, UpstreamRejected) else UNREACHABLE) from exc
+        raise ConsoleUnavailable("refused" if isinstance(exc, UpstreamRejected) else "unreachable") from exc
     except ServiceError as exc:  # the platform was removed from the catalogue meanwhile
-        raise ConsoleUnavailable(UNSUPPORTED) from exc
+        raise ConsoleUnavailable("unsupported") from exc
     channel = BufferedChannel(stream)
     try:
         await rfb.client_handshake(channel, ticket.password)
     except (rfb.RfbError, StreamClosed) as exc:
         log.warning("console_handshake_failed", service_id=service_id, error=str(exc))
         await stream.aclose()
-        raise ConsoleUnavailable(REFUSED) from exc
+        raise ConsoleUnavailable("refused") from exc
     return channel

@@ -35,12 +35,12 @@ log = get_logger(__name__)
 EXPIRED = N_(
     "This console link has expired or was already used. Close this window and open the console again."
 )
-#: The relay's sentences, marked for the catalogue (they are defined in the services layer).
-_SENTENCES = (
-    N_("The console of this server cannot be reached right now. Try again in a minute."),
-    N_("The platform refused the console connection. Open the console again."),
-    N_("This server's console cannot be opened here."),
-)
+#: What the popup says for each cause the relay reports.
+CAUSES = {
+    "unreachable": N_("The console of this server cannot be reached right now. Try again in a minute."),
+    "refused": N_("The platform refused the console connection. Open the console again."),
+    "unsupported": N_("This server's console cannot be opened here."),
+}
 
 
 def _same_origin(websocket: WebSocket) -> bool:
@@ -79,7 +79,7 @@ async def relay_console(websocket: WebSocket, relay: str) -> None:
         try:
             upstream = await console_relay.connect(ctx, claimed)
         except console_relay.ConsoleUnavailable as exc:
-            await rfb.server_refuse(browser, i18n.gettext_for(lang, exc.message))
+            await rfb.server_refuse(browser, i18n.gettext_for(lang, CAUSES[exc.cause]))
             return
         try:
             await rfb.server_handshake(browser, None)
