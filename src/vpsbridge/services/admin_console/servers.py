@@ -156,13 +156,8 @@ async def service_detail(ctx: AppContext, service_id: int) -> ServiceDetail:
         server_updated_at=server_updated,
         jobs=jobs,
         audit=audit,
-        supports=_supports(service.platform_type),
+        supports=platform_capabilities(service.platform_type),
     )
-
-
-def _supports(platform_type: str | None) -> frozenset[str]:
-    """What the service's platform can do (what buttons make sense)."""
-    return platform_capabilities(platform_type)
 
 
 async def set_server_external_id(
