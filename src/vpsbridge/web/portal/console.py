@@ -12,8 +12,6 @@ open a console even with a stolen ticket.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from fastapi import WebSocket
 
 from vpsbridge.core import rfb
@@ -29,6 +27,7 @@ from vpsbridge.services import console_relay, portal
 from vpsbridge.web.deps import get_ctx
 from vpsbridge.web.ui import i18n
 from vpsbridge.web.ui.i18n import N_
+from vpsbridge.web.ui.security import own_origins, same_origin_problem
 
 log = get_logger(__name__)
 
@@ -43,19 +42,6 @@ CAUSES = {
 }
 
 
-def _same_origin(websocket: WebSocket) -> bool:
-    origin = websocket.headers.get("origin")
-    if origin is None:
-        return True
-    host = websocket.headers.get("host", "")
-    parts = urlsplit(origin)
-    public = websocket.app.state.settings.public_url
-    allowed = {host.lower()}
-    if public:
-        allowed.add(urlsplit(public).netloc.lower())
-    return parts.netloc.lower() in allowed
-
-
 def _language(websocket: WebSocket) -> str:
     return i18n.pick_language(
         websocket.cookies.get(i18n.LANG_COOKIE), websocket.headers.get("accept-language")
@@ -63,7 +49,8 @@ def _language(websocket: WebSocket) -> str:
 
 
 async def relay_console(websocket: WebSocket, relay: str) -> None:
-    if not _same_origin(websocket):
+    origins = own_origins(websocket, websocket.app.state.settings.public_url)
+    if same_origin_problem(websocket.headers, origins) is not None:
         await websocket.close(code=1008)  # before accept: the upgrade is refused with 403
         return
     ctx = get_ctx(websocket)  # type: ignore[arg-type]

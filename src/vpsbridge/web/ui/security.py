@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from vpsbridge.services.context import AppContext
 from vpsbridge.web.ui.errors import UiError
@@ -70,9 +71,17 @@ def page_csp(
     )
 
 
-def own_origins(request: Request, public_url: str | None) -> set[str]:
-    """The origins our pages are served from: the request's own host and the configured public URL."""
-    origins = {f"{request.url.scheme}://{request.url.netloc}".lower()}
+#: A websocket handshake arrives as ws/wss; the page that opened it has the matching http(s) origin.
+_PAGE_SCHEME = {"ws": "http", "wss": "https"}
+
+
+def own_origins(request: HTTPConnection, public_url: str | None) -> set[str]:
+    """The origins our pages are served from: the request's own host and the configured public URL.
+
+    Works for websocket handshakes too (the console relay), whose own scheme is ``ws``/``wss``.
+    """
+    scheme = _PAGE_SCHEME.get(request.url.scheme, request.url.scheme)
+    origins = {f"{scheme}://{request.url.netloc}".lower()}
     if public_url:
         parts = urlsplit(public_url)
         if parts.scheme and parts.netloc:
