@@ -188,12 +188,7 @@ class OwnedService:
         return ServerRef(external_id=self.external_id, node=self.node)
 
     def supports(self, capability: str) -> bool:
-        return capability in capabilities(self.platform_type)
-
-
-def capabilities(platform_type: str | None) -> frozenset[str]:
-    """What the service's platform can do (the portal shows only these panels)."""
-    return platform_capabilities(platform_type)
+        return capability in platform_capabilities(self.platform_type)
 
 
 async def owned_row(ctx: AppContext, client_id: str, service_id: int) -> OwnedService:

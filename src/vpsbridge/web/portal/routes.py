@@ -24,6 +24,7 @@ from vpsbridge.platforms.models import Capability, PowerAction
 from vpsbridge.services import portal, portal_billing
 from vpsbridge.services.context import AppContext
 from vpsbridge.services.errors import ServiceError
+from vpsbridge.services.provisioning.flavours import platform_capabilities
 from vpsbridge.web.deps import client_ip, get_ctx
 from vpsbridge.web.portal.auth import KIND, PortalClient, portal_client
 from vpsbridge.web.portal.console import relay_console
@@ -173,7 +174,7 @@ async def _page_context(
     return {
         "service": service,
         "services": await portal.client_services(ctx, client.client_id),
-        "caps": portal.capabilities(service.platform_type),
+        "caps": platform_capabilities(service.platform_type),
         "via_bridge": client.via == "bridge",
         "panel_login": portal.has_panel_login(service.platform_type),
     }
